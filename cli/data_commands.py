@@ -1,0 +1,5 @@
+"""`tagtool` commands for datas (filled in by its issue)."""
+
+import click
+
+COMMANDS: list[click.Command] = []
