@@ -1,5 +1,186 @@
-"""`tagtool` commands for models (filled in by its issue)."""
+"""`tagtool` commands for models: train, evaluate, visualize, bench-train."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
-COMMANDS: list[click.Command] = []
+from tagdata.errors import UserError
+from tagmodels.device import resolve_device
+from tagmodels.presets import PRESETS
+from tagmodels.runs import RunDir, write_json
+
+DEVICE_HELP = "cpu, cuda or cuda:N (default: cuda when present, else cpu)"
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value):
+    if value is not None and value < 1:
+        raise click.BadParameter(f"must be at least 1, got {value}")
+    return value
+
+
+def _existing_file(path: str) -> str:
+    if not Path(path).is_file():
+        raise UserError(f"data file {path} does not exist")
+    return path
+
+
+@click.command()
+@click.option("--model", type=click.Choice(["tagger"]), default="tagger", show_default=True)
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), help="dataset HDF5 file (tagtool make-dataset)")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="run directory")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-small", show_default=True)
+@click.option("--epochs", type=int, callback=_positive)
+@click.option("--groups", type=int, callback=_positive, help="K groups during training")
+@click.option("--iterations", type=int, callback=_positive, help="iterations during training")
+@click.option("--norm", type=click.Choice(["batch", "layer"]))
+@click.option("--lr", type=float)
+@click.option("--batch-size", type=int, callback=_positive)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--resume", is_flag=True, help="continue the run in --out from its last checkpoint")
+@click.option("--overwrite", is_flag=True, help="replace an existing run in --out")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, seed, device, resume, overwrite, quiet):
+    """Train a model; writes config.json, metrics.jsonl and a checkpoint per epoch to --out."""
+    from tagmodels.tagger_training import new_run_config, train_tagger
+
+    run = RunDir(out_dir)
+    dev = resolve_device(device)
+    if resume:
+        config = run.config()
+        if epochs is not None:
+            config["training"]["epochs"] = epochs
+        if any(v is not None for v in (groups, iterations, norm, lr, batch_size)):
+            raise UserError("--resume continues with the run's own settings; only --epochs and --device may change")
+    else:
+        if data_path is None:
+            raise UserError("--data is required for a new run")
+        config = new_run_config(
+            preset, _existing_file(data_path), seed, dev, epochs=epochs, groups=groups,
+            iterations=iterations, norm=norm, lr=lr, batch_size=batch_size,
+        )
+        run.create(config, overwrite=overwrite)
+    if resume and epochs is not None:
+        write_json(run.config_path, config)
+    history = train_tagger(run, config, dev, resume=resume, progress=not quiet)
+    if history:
+        last = history[-1]
+        click.echo(
+            f"trained {last['epoch']} epochs: cost {last['cost']:.4f}, "
+            f"valid cost {last['valid_cost']:.4f}, valid AMI {last['valid_ami']:.3f} -> {run.path}"
+        )
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), help="dataset (default: the run's own)")
+@click.option("--split", default="test", show_default=True)
+@click.option("--iterations", type=int, callback=_positive, help="default: the preset's evaluation iterations (5)")
+@click.option("--groups", type=int, callback=_positive, help="default: the training K")
+@click.option("--limit", type=int, callback=_positive, help="evaluate only the first N examples")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial m and the corruption")
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the table as JSON here")
+def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device, json_out):
+    """Per-iteration AMI, ARI and denoising cost of a trained Tagger (the paper's Table 1a)."""
+    import time
+
+    from tagmodels.data import load_split
+    from tagmodels.evaluation import evaluate_grouping
+    from tagmodels.runs import provenance
+    from tagmodels.tagger_training import load_tagger
+
+    dev = resolve_device(device)
+    model, config = load_tagger(RunDir(run_dir), dev)
+    training = config["training"]
+    data_path = _existing_file(data_path or config["data"])
+    iterations = iterations or training["eval_iterations"]
+    groups = groups or training["groups"]
+    data = load_split(data_path, split, dev, limit)
+    if data.x.shape[1] != model.config.n_inputs:
+        raise UserError(f"{data_path} has {data.x.shape[1]} pixels per image but the model takes {model.config.n_inputs}")
+    started = time.perf_counter()
+    rows = evaluate_grouping(model, data.x, data.segmentation, groups, iterations, training["batch_size"], seed)
+    seconds = time.perf_counter() - started
+    click.echo(f"{run_dir}  {split} split, {len(data)} examples, K={groups} groups")
+    click.echo(f"{'iteration':>9} {'AMI':>7} {'ARI':>7} {'cost':>8}")
+    for row in rows:
+        click.echo(f"{row['iteration']:>9} {row['ami']:7.3f} {row['ari']:7.3f} {row['denoising_cost']:8.4f}")
+    if json_out:
+        result = {
+            "run": str(Path(run_dir).resolve()),
+            "data": str(Path(data_path).resolve()),
+            "split": split,
+            "examples": len(data),
+            "groups": groups,
+            "iterations": rows,
+            "wall_seconds": round(seconds, 3),
+            **provenance(dev, seed),
+        }
+        write_json(Path(json_out), result)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), help="dataset (default: the run's own)")
+@click.option("--out", "png_out", required=True, type=click.Path(dir_okay=False), help="PNG file to write")
+@click.option("--split", default="test", show_default=True)
+@click.option("--n", "count", type=int, default=4, show_default=True, callback=_positive, help="examples to draw")
+@click.option("--iterations", type=int, callback=_positive, help="default: the preset's evaluation iterations (5)")
+@click.option("--groups", type=int, callback=_positive, help="default: the training K")
+@click.option("--remove-group", type=int, help="drop this group before the last softmax (paper, Fig. 5 E2)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help=DEVICE_HELP)
+def visualize(run_dir, data_path, png_out, split, count, iterations, groups, remove_group, seed, device):
+    """Draw input, reconstruction and every group's m and z per iteration (paper, Figs. 4-5)."""
+    from PIL import Image
+
+    from tagmodels.data import load_split
+    from tagmodels.runs import atomic_write
+    from tagmodels.tagger_training import load_tagger
+    from tagmodels.visualize import tagger_figure
+
+    dev = resolve_device(device)
+    model, config = load_tagger(RunDir(run_dir), dev)
+    iterations = iterations or config["training"]["eval_iterations"]
+    groups = groups or config["training"]["groups"]
+    if remove_group is not None and not 0 <= remove_group < groups:
+        raise UserError(f"--remove-group must be a group index in 0..{groups - 1}, got {remove_group}")
+    data_path = _existing_file(data_path or config["data"])
+    data = load_split(data_path, split, dev, limit=count)
+    if data.x.shape[1] != model.config.n_inputs:
+        raise UserError(f"{data_path} has {data.x.shape[1]} pixels per image but the model takes {model.config.n_inputs}")
+    figure = tagger_figure(model, data.images, groups, iterations, remove_group, seed)
+    atomic_write(Path(png_out), lambda tmp: Image.fromarray(figure).save(tmp, format="PNG"))
+    click.echo(f"wrote {png_out}: {len(data)} examples x {iterations} iterations, K={groups}")
+
+
+@click.command("bench-train")
+@click.option("--model", type=click.Choice(["tagger"]), default="tagger", show_default=True)
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-paper", show_default=True)
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--seconds", type=float, default=10.0, show_default=True, help="time spent measuring the step")
+@click.option("--out", "json_out", type=click.Path(dir_okay=False), help="write the JSON here too")
+def bench_train(model, preset, device, seconds, json_out):
+    """Training samples per second beside the bound this device's matrix multiply allows."""
+    import json
+    import time
+
+    from tagmodels.bench import bench_tagger
+    from tagmodels.runs import provenance
+
+    if seconds <= 0:
+        raise UserError(f"--seconds must be positive, got {seconds}")
+    dev = resolve_device(device)
+    started = time.perf_counter()
+    result = bench_tagger(preset, dev, seconds=seconds)
+    result["wall_seconds"] = round(time.perf_counter() - started, 3)
+    result.update(provenance(dev, seed=0))
+    click.echo(json.dumps(result, indent=2))
+    if json_out:
+        write_json(Path(json_out), result)
+
+
+COMMANDS: list[click.Command] = [train, evaluate, visualize, bench_train]

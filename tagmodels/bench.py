@@ -1,0 +1,117 @@
+"""Training speed against what this machine's matrix multiply allows for the same work.
+
+The bound: record every GEMM one training step performs (each linear map's forward, and
+its two backward products), time exactly those GEMMs alone on this device, and convert to
+samples per second. A step can only approach it by keeping everything else (norms,
+elementwise TAG maths, the optimiser) cheap.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from tagmodels.presets import get_preset
+from tagmodels.tagger import Tagger
+from tagmodels.tagger_training import tagger_config
+
+GemmShape = tuple[int, int, int]  # (rows, in, out) of one linear map's forward product
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _seconds_per_call(fn: Callable[[], Any], device: torch.device, min_seconds: float = 1.0) -> float:
+    """Mean wall time of ``fn`` after a warm-up, repeated for at least ``min_seconds``."""
+    for _ in range(2):
+        fn()
+    _synchronize(device)
+    calls, started = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        _synchronize(device)
+        elapsed = time.perf_counter() - started
+        if elapsed >= min_seconds and calls >= 3:
+            return elapsed / calls
+
+
+def record_gemms(model: nn.Module, step: Callable[[], Any]) -> list[GemmShape]:
+    """The (rows, in, out) of every nn.Linear call made while ``step`` runs."""
+    shapes: list[GemmShape] = []
+
+    def hook(module: nn.Linear, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
+        x = inputs[0]
+        shapes.append((x.numel() // x.shape[-1], module.in_features, module.out_features))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Linear)]
+    try:
+        step()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+def gemm_seconds(shapes: list[GemmShape], device: torch.device) -> float:
+    """Time of the forward GEMM and both backward GEMMs (input and weight gradients) of each shape."""
+    total = 0.0
+    timed: dict[GemmShape, float] = {}
+    for shape in shapes:
+        if shape not in timed:
+            rows, n_in, n_out = shape
+            x = torch.randn(rows, n_in, device=device)
+            w = torch.randn(n_out, n_in, device=device)
+            g = torch.randn(rows, n_out, device=device)
+
+            def products() -> None:
+                x @ w.T  # forward
+                g @ w  # gradient with respect to the input
+                g.T @ x  # gradient with respect to the weight
+
+            timed[shape] = _seconds_per_call(products, device, min_seconds=0.3)
+        total += timed[shape]
+    return total
+
+
+def bench_tagger(preset_name: str, device: torch.device, seconds: float = 10.0, seed: int = 0) -> dict[str, Any]:
+    """Training samples per second of a preset's Tagger on random data of its input size."""
+    preset = get_preset(preset_name)
+    kind = "binary" if preset.dataset_kind == "shapes" else "continuous"
+    n_inputs = 400 if kind == "binary" else 784
+    torch.manual_seed(seed)
+    model = Tagger(tagger_config(preset, n_inputs, kind)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=preset.lr)
+    batch = torch.rand(preset.batch_size, n_inputs, device=device)
+    if kind == "binary":
+        batch = (batch < preset.data_mean).float()
+
+    def step() -> None:
+        cost = model.training_cost(model(batch, preset.groups, preset.iterations))
+        optimizer.zero_grad(set_to_none=True)
+        cost.backward()
+        optimizer.step()
+
+    shapes = record_gemms(model, step)
+    step_seconds = _seconds_per_call(step, device, min_seconds=seconds)
+    bound_seconds = gemm_seconds(shapes, device)
+    flops = sum(6 * rows * n_in * n_out for rows, n_in, n_out in shapes)
+    return {
+        "model": "tagger",
+        "preset": preset_name,
+        "batch_size": preset.batch_size,
+        "groups": preset.groups,
+        "iterations": preset.iterations,
+        "widths": list(preset.widths),
+        "gemm_flops_per_sample": flops / preset.batch_size,
+        "samples_per_second": preset.batch_size / step_seconds,
+        "matmul_bound_samples_per_second": preset.batch_size / bound_seconds,
+        "fraction_of_bound": bound_seconds / step_seconds,
+        "achieved_gemm_gflops": flops / step_seconds / 1e9,
+        "bound_gemm_gflops": flops / bound_seconds / 1e9,
+    }

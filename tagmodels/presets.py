@@ -1,0 +1,62 @@
+"""Named hyper-parameter sets: the paper's (REFERENCE.md section 3) and small CPU ones.
+
+A preset fixes the model's shape and the training schedule; the data decides the input
+kind and size. Every field can be overridden from the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tagdata.errors import UserError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Hyper-parameters of one unsupervised Tagger training run."""
+
+    dataset_kind: str  # "shapes" (binary) or "texture-mnist" (continuous)
+    widths: tuple[int, ...]
+    norm: str
+    epochs: int
+    lr: float
+    batch_size: int = 100
+    groups: int = 4
+    iterations: int = 3
+    eval_iterations: int = 5
+    noise: float = 0.2
+    data_mean: float = 0.26
+    gate_sigmoid: bool = False
+    valid_examples: int = 1000  # validation examples scored after every epoch
+
+    def with_overrides(self, **overrides: Any) -> "Preset":
+        """A copy with the given fields replaced; None means 'keep the preset's value'."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+PRESETS: dict[str, Preset] = {
+    # Paper: Shapes, 100 epochs, Adam lr 0.0004, batch 100, K = 4, 3 iterations, BatchNorm.
+    "shapes-paper": Preset("shapes", (2000, 1000, 500), "batch", epochs=100, lr=4e-4),
+    # CPU-sized: LayerNorm (Tagger*) learns Shapes far faster than BatchNorm.
+    "shapes-small": Preset(
+        "shapes", (500, 250, 125), "layer", epochs=30, lr=1e-3, valid_examples=500
+    ),
+    # Paper: TextureMNIST, 150 unsupervised epochs, lr 0.001, sigmoid on the combinator gate.
+    "texture-paper": Preset(
+        "texture-mnist", (3000, 2000, 1000), "batch", epochs=150, lr=1e-3,
+        data_mean=0.5, gate_sigmoid=True,
+    ),
+    "texture-small": Preset(
+        "texture-mnist", (800, 400, 200), "layer", epochs=10, lr=1e-3,
+        data_mean=0.5, gate_sigmoid=True, valid_examples=500,
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """Look a preset up by name, naming the valid ones when it is unknown."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,145 @@
+"""A training run's directory: config.json, metrics.jsonl and the last checkpoint.
+
+Every file is written to a temporary name and renamed into place, so a run killed at any
+moment leaves either the previous complete file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from tagdata.errors import UserError
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoint.pt"
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"output directory {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file, turning a missing or corrupt file into a one-line UserError."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} is not valid JSON: {err}") from None
+
+
+def provenance(device: torch.device | str, seed: int | None = None) -> dict[str, Any]:
+    """What every result records beside its figures: command, commit, device, seed, versions."""
+    import sys
+
+    from tagdata.version import __version__
+
+    device = torch.device(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {
+        "command": " ".join(["tagtool", *sys.argv[1:]]) if sys.argv else "",
+        "commit": git_commit(),
+        "device": f"{device.type}: {name}",
+        "threads": torch.get_num_threads(),
+        "seed": seed,
+        "toolkit_version": __version__,
+        "torch_version": torch.__version__,
+    }
+
+
+def git_commit() -> str | None:
+    """The commit of the toolkit's checkout, or None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+class RunDir:
+    """The files of one training run."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    def create(self, config: dict[str, Any], overwrite: bool = False) -> None:
+        """Start a fresh run; refuses to clobber an existing one unless asked."""
+        if self.config_path.exists() and not overwrite:
+            raise UserError(
+                f"{self.path} already holds a run: pass --resume to continue it or --overwrite to restart"
+            )
+        if not self.path.parent.is_dir():
+            raise UserError(f"directory {self.path.parent} does not exist")
+        self.path.mkdir(exist_ok=True)
+        for stale in (self.checkpoint_path, self.metrics_path):
+            stale.unlink(missing_ok=True)
+        write_json(self.config_path, config)
+
+    def config(self) -> dict[str, Any]:
+        """The run's config.json."""
+        if not self.path.is_dir():
+            raise UserError(f"run directory {self.path} does not exist")
+        return read_json(self.config_path)
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Write the checkpoint atomically."""
+        atomic_write(self.checkpoint_path, lambda tmp: torch.save(state, tmp))
+
+    def load_checkpoint(self, map_location: torch.device | str = "cpu") -> dict[str, Any] | None:
+        """The last checkpoint, or None when the run has none yet."""
+        if not self.checkpoint_path.exists():
+            return None
+        try:
+            return torch.load(self.checkpoint_path, map_location=map_location, weights_only=False)
+        except Exception as err:  # torch raises many types for a damaged file
+            raise UserError(f"checkpoint {self.checkpoint_path} cannot be read: {err}") from None
+
+    def write_metrics(self, history: list[dict[str, Any]]) -> None:
+        """Rewrite metrics.jsonl from the checkpointed history, one JSON line per epoch."""
+        text = "".join(json.dumps(row) + "\n" for row in history)
+        atomic_write(self.metrics_path, lambda tmp: tmp.write_text(text))

@@ -1,0 +1,88 @@
+"""The TAG framework's probabilistic side: corruption, delta z, L(m) and the cost.
+
+Tensors are laid out (batch B, groups K, elements N); x and x~ are (B, N). Each group k
+holds z_k, its expected input, and log m_k, its assignment log-probabilities (softmax over k).
+The two input kinds differ only here; the parametric mapping (tagger.py) is shared.
+
+Binary inputs (Shapes): q(x | g_k) = z_k = sigmoid(network output), corruption flips bits
+with probability beta. Continuous inputs (TextureMNIST): q(x | g_k) = N(x; z_k, v) with one
+learned v, corruption adds N(0, sigma^2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+
+InputKind = Literal["binary", "continuous"]
+DeltaZForm = Literal["paper", "reference"]
+
+BINARY_CLIP = 1e-4  # the reference clips the mixture probability to [1e-4, 1 - 1e-4]
+
+
+def corrupt(x: torch.Tensor, kind: InputKind, noise: float) -> torch.Tensor:
+    """x~: bit flips with probability ``noise`` (binary) or additive N(0, noise^2) (continuous)."""
+    if kind == "binary":
+        flip = torch.rand_like(x) < noise
+        return torch.where(flip, 1.0 - x, x)
+    return x + noise * torch.randn_like(x)
+
+
+def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """log N(x; mean, var), elementwise with broadcasting."""
+    return -0.5 * (torch.log(2 * math.pi * var) + (x - mean) ** 2 / var)
+
+
+def delta_z_and_likelihood(
+    kind: InputKind,
+    x_tilde: torch.Tensor,
+    z: torch.Tensor,
+    log_m: torch.Tensor,
+    noise: float,
+    v: torch.Tensor | None = None,
+    delta_z_form: DeltaZForm = "paper",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inference inputs delta z_k and L(m_k), each (B, K, N).
+
+    Both input kinds give delta z_k = d log p(x~) / d z_k up to a positive constant, the
+    direction in which group k's expectation should move to explain the corrupted input.
+    L(m_k) is the likelihood of x~ under group k alone, normalised over k.
+    """
+    x_t = x_tilde.unsqueeze(1)
+    m = log_m.exp()
+    if kind == "binary":
+        # xi_k = P(x~ = 1 | g_k) after bit flips; delta z_k = (1 - 2 beta) m_k / (sum_h xi_h m_h - 1 + x~).
+        gain = 1.0 - 2.0 * noise
+        xi = z * gain + noise
+        p_one = (m * xi).sum(dim=1, keepdim=True)
+        delta_z = gain * m / (p_one - 1.0 + x_t)
+        likelihood = x_t * xi + (1.0 - x_t) * (1.0 - xi)
+        return delta_z, likelihood / likelihood.sum(dim=1, keepdim=True)
+    assert v is not None, "continuous inputs need the variance v"
+    # z~_k = N(x~; z_k, v + sigma^2); L(m_k) = z~_k normalised over k.
+    log_z_tilde = gaussian_log_density(x_t, z, v + noise**2)
+    if delta_z_form == "paper":
+        # (x~ - z_k) m_k z~_k, normalised per element: the exact gradient times (v + sigma^2).
+        weight = torch.softmax(log_m + log_z_tilde, dim=1)
+    else:
+        weight = m  # the 2016 reference release: delta z_k = m_k (x~ - z_k)
+    delta_z = weight * (x_t - z)
+    return delta_z, torch.softmax(log_z_tilde, dim=1)
+
+
+def negative_log_likelihood(
+    kind: InputKind,
+    x: torch.Tensor,
+    z: torch.Tensor,
+    log_m: torch.Tensor,
+    v: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """-log q(x) per element (B, N) with q(x) = sum_k m_k q(x | z_k): the denoising cost."""
+    if kind == "binary":
+        p = (log_m.exp() * z).sum(dim=1).clamp(BINARY_CLIP, 1.0 - BINARY_CLIP)
+        return -(x * torch.log(p) + (1.0 - x) * torch.log1p(-p))
+    assert v is not None, "continuous inputs need the variance v"
+    log_q = torch.logsumexp(log_m + gaussian_log_density(x.unsqueeze(1), z, v), dim=1)
+    return -log_q

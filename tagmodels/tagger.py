@@ -1,0 +1,171 @@
+"""Tagger: the TAG framework with a Ladder network as its parametric mapping.
+
+Each iteration i maps, for every group k separately, the inference inputs
+[z_k, delta z_k, m_k, L(m_k)] through one shared network to the next z_k and m_k
+(paper, Section 2 and Fig. 2). Groups run as extra batch rows, so a model trained with
+K groups and T iterations evaluates with any K and T.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from tagmodels import tag
+from tagmodels.ladder import Ladder
+from tagmodels.layers import Norm, UnitAffine, make_norm, scaled_linear
+
+ZInput = Literal["probability", "logit"]
+IterationReduction = Literal["sum", "mean"]
+REMOVED_LOGIT = -1e4  # m logit of a removed group: its softmax weight underflows to 0
+
+
+@dataclass
+class TaggerConfig:
+    """Everything needed to rebuild a Tagger; stored as JSON beside every run."""
+
+    n_inputs: int
+    input_kind: tag.InputKind = "binary"
+    widths: tuple[int, ...] = (2000, 1000, 500)
+    norm: Norm = "batch"
+    noise: float = 0.2  # beta (bit-flip probability) or sigma (Gaussian std)
+    data_mean: float = 0.26  # z^0
+    gate_sigmoid: bool = False  # the paper's sigmoid on the combinator gate (continuous)
+    delta_z_form: tag.DeltaZForm = "paper"
+    z_input: ZInput = "probability"  # "logit": feed pre-sigmoid z (binary), as the reference
+    iteration_reduction: IterationReduction = "sum"  # paper sums over iterations; reference averages
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TaggerConfig":
+        data = dict(data)
+        data["widths"] = tuple(data["widths"])
+        return cls(**data)
+
+
+@dataclass
+class TaggerOutput:
+    """Per-iteration results: z^i and log m^i (B, K, N) and the denoising cost of each.
+
+    ``cost[i]`` is -log q_i(x) averaged over batch and elements; ``top`` is the Ladder's top
+    activation of the last iteration (B, K, top width), which classification heads read.
+    """
+
+    z: list[torch.Tensor]
+    log_m: list[torch.Tensor]
+    cost: torch.Tensor
+    top: torch.Tensor
+    x_tilde: torch.Tensor
+
+    @property
+    def m(self) -> list[torch.Tensor]:
+        return [log_m.exp() for log_m in self.log_m]
+
+
+class Tagger(nn.Module):
+    """TAG + Ladder, for binary or continuous inputs of ``n_inputs`` elements."""
+
+    def __init__(self, config: TaggerConfig) -> None:
+        super().__init__()
+        self.config = config
+        n, width = config.n_inputs, config.widths[0]
+        self.input_map = scaled_linear(4 * n, width)
+        self.input_norm = make_norm(config.norm, width, running_stats=False)
+        self.input_affine = UnitAffine(width)
+        self.ladder = Ladder(
+            config.widths, config.norm, config.gate_sigmoid, "relu", running_stats=False
+        )
+        self.z_map = scaled_linear(width, n)
+        self.z_norm = make_norm(config.norm, n, running_stats=False)
+        self.z_affine = UnitAffine(n, scale=True)
+        self.m_map = scaled_linear(width, n)
+        self.m_norm = make_norm(config.norm, n, running_stats=False)
+        self.m_scale = nn.Parameter(torch.ones(()))
+        if config.input_kind == "continuous":
+            self.v_raw = nn.Parameter(torch.ones(()))  # v = softplus(v_raw) stays positive
+
+    @property
+    def variance(self) -> torch.Tensor | None:
+        """The learned output variance v (continuous inputs only)."""
+        if self.config.input_kind != "continuous":
+            return None
+        return nn.functional.softplus(self.v_raw)
+
+    def initial_state(self, batch: int, groups: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z^0 = the data mean; m^0 = softmax over groups of N(0, 1) samples (log m^0 returned)."""
+        n = self.config.n_inputs
+        z0 = like.new_full((batch, groups, n), self.config.data_mean)
+        log_m0 = torch.log_softmax(like.new_empty(batch, groups, n).normal_(), dim=1)
+        return z0, log_m0
+
+    def step(
+        self, x_tilde: torch.Tensor, z: torch.Tensor, z_in: torch.Tensor, log_m: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One iteration of the parametric mapping; returns z pre-activation, m logits, top."""
+        cfg = self.config
+        b, k, n = z.shape
+        delta_z, likelihood = tag.delta_z_and_likelihood(
+            cfg.input_kind, x_tilde, z, log_m, cfg.noise, self.variance, cfg.delta_z_form
+        )
+        inputs = torch.cat([z_in, delta_z, log_m.exp(), likelihood], dim=-1).reshape(b * k, 4 * n)
+        h0 = torch.relu(self.input_affine(self.input_norm(self.input_map(inputs))))
+        out = self.ladder(h0)
+        bottom = out.reconstruction[0]
+        z_pre = self.z_affine(self.z_norm(self.z_map(bottom))).view(b, k, n)
+        m_logits = (self.m_scale * self.m_norm(self.m_map(bottom))).view(b, k, n)
+        return z_pre, m_logits, out.top.view(b, k, -1)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        groups: int = 4,
+        iterations: int = 3,
+        corrupt: bool = True,
+        remove_group: int | None = None,
+        log_m0: torch.Tensor | None = None,
+    ) -> TaggerOutput:
+        """Run ``iterations`` TAG iterations with ``groups`` groups on x (B, N).
+
+        The network sees only x~ (x itself when ``corrupt`` is False, as in evaluation);
+        the clean x is used only as the target of the cost. ``remove_group`` sets that
+        group's m logits very low just before the last softmax (paper, Fig. 5 E2).
+        ``log_m0`` replaces the random initial assignments (B, K, N) when given.
+        """
+        cfg = self.config
+        x_tilde = tag.corrupt(x, cfg.input_kind, cfg.noise) if corrupt else x
+        z, log_m = self.initial_state(x.shape[0], groups, x)
+        if log_m0 is not None:
+            log_m = log_m0
+        z_in = z
+        zs, log_ms, costs = [], [], []
+        top = x.new_empty(0)
+        for i in range(iterations):
+            z_pre, m_logits, top = self.step(x_tilde, z, z_in, log_m)
+            if remove_group is not None and i == iterations - 1:
+                removed = torch.zeros(groups, 1, dtype=torch.bool, device=x.device)
+                removed[remove_group] = True
+                m_logits = m_logits.masked_fill(removed, REMOVED_LOGIT)
+            log_m = torch.log_softmax(m_logits, dim=1)
+            if cfg.input_kind == "binary":
+                z = torch.sigmoid(z_pre)
+                z_in = z_pre if cfg.z_input == "logit" else z
+            else:
+                z = z_in = z_pre
+            cost = tag.negative_log_likelihood(cfg.input_kind, x, z, log_m, self.variance)
+            zs.append(z)
+            log_ms.append(log_m)
+            costs.append(cost.mean())
+        return TaggerOutput(
+            z=zs, log_m=log_ms, cost=torch.stack(costs), top=top, x_tilde=x_tilde
+        )
+
+    def training_cost(self, output: TaggerOutput) -> torch.Tensor:
+        """C = sum over iterations of -log q_i(x) (paper), or their mean (reference release)."""
+        if self.config.iteration_reduction == "sum":
+            return output.cost.sum()
+        return output.cost.mean()

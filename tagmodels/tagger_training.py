@@ -1,0 +1,118 @@
+"""Unsupervised Tagger runs: build from a preset, train on a dataset, reload for evaluation.
+
+config.json holds everything needed to rebuild the model (the TaggerConfig) and to
+continue training (the schedule), so ``--resume``, ``evaluate`` and ``visualize`` need
+nothing but the run directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tagdata.errors import UserError
+from tagmodels.data import SplitTensors, input_kind, load_split
+from tagmodels.evaluation import evaluate_grouping
+from tagmodels.presets import Preset, get_preset
+from tagmodels.runs import RunDir, provenance
+from tagmodels.tagger import Tagger, TaggerConfig
+from tagmodels.training import Schedule, fit
+
+VALIDATION_SEED = 1234  # fixed initial m and corruption for the per-epoch validation
+
+
+class GroupingObjective:
+    """Tagger's denoising cost on corrupted training batches; AMI on clean validation data."""
+
+    def __init__(
+        self, model: Tagger, train: SplitTensors, valid: SplitTensors, groups: int, iterations: int, batch_size: int
+    ) -> None:
+        self.model = model
+        self.x = train.x
+        self.valid = valid
+        self.groups = groups
+        self.iterations = iterations
+        self.batch_size = batch_size
+
+    def cost(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        out = self.model(self.x[batch.to(self.x.device)], self.groups, self.iterations, corrupt=True)
+        return self.model.training_cost(out)
+
+    def validate(self) -> dict[str, float]:
+        last = evaluate_grouping(
+            self.model, self.valid.x, self.valid.segmentation, self.groups, self.iterations,
+            self.batch_size, VALIDATION_SEED,
+        )[-1]
+        return {"valid_cost": last["denoising_cost"], "valid_ami": last["ami"]}
+
+
+def tagger_config(preset: Preset, n_inputs: int, kind: str) -> TaggerConfig:
+    """The model a preset describes, for data of ``n_inputs`` elements of ``kind``."""
+    return TaggerConfig(
+        n_inputs=n_inputs,
+        input_kind=kind,  # type: ignore[arg-type]
+        widths=tuple(preset.widths),
+        norm=preset.norm,  # type: ignore[arg-type]
+        noise=preset.noise,
+        data_mean=preset.data_mean,
+        gate_sigmoid=preset.gate_sigmoid,
+    )
+
+
+def new_run_config(preset_name: str, data_path: str, seed: int, device: torch.device, **overrides: Any) -> dict[str, Any]:
+    """config.json for a fresh run: the preset with overrides, sized to the data."""
+    preset = get_preset(preset_name).with_overrides(**overrides)
+    _check_positive(preset)
+    train = load_split(data_path, "train", limit=1)
+    if train.kind != preset.dataset_kind:
+        raise UserError(
+            f"preset {preset_name!r} is for {preset.dataset_kind} data but {data_path} holds {train.kind} data"
+        )
+    model = tagger_config(preset, train.x.shape[1], input_kind(train.kind))
+    return {
+        "model": "tagger",
+        "preset": preset_name,
+        "data": str(Path(data_path).resolve()),
+        "tagger": model.to_dict(),
+        "training": {**asdict(preset), "seed": seed},
+        "provenance": provenance(device, seed),
+    }
+
+
+def _check_positive(preset: Preset) -> None:
+    for name in ("epochs", "batch_size", "groups", "iterations", "eval_iterations"):
+        if getattr(preset, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(preset, name)}")
+    if preset.lr <= 0:
+        raise UserError(f"--lr must be positive, got {preset.lr}")
+
+
+def train_tagger(run: RunDir, config: dict[str, Any], device: torch.device, resume: bool, progress: bool) -> list[dict]:
+    """Train (or continue) the run described by ``config``; returns the metric history."""
+    training = config["training"]
+    torch.manual_seed(training["seed"])
+    model = Tagger(TaggerConfig.from_dict(config["tagger"])).to(device)
+    train = load_split(config["data"], "train", device)
+    valid = load_split(config["data"], "valid", device, limit=training["valid_examples"])
+    objective = GroupingObjective(
+        model, train, valid, training["groups"], training["iterations"], training["batch_size"]
+    )
+    schedule = Schedule(training["epochs"], training["lr"], training["batch_size"], training["seed"])
+    return fit(objective, len(train), schedule, run, resume=resume, progress=progress)
+
+
+def load_tagger(run: RunDir, device: torch.device) -> tuple[Tagger, dict[str, Any]]:
+    """The trained model of a run (from its last checkpoint) and the run's config."""
+    config = run.config()
+    if config.get("model") != "tagger":
+        raise UserError(f"{run.path} is not a Tagger run (model: {config.get('model')!r})")
+    checkpoint = run.load_checkpoint(device)
+    if checkpoint is None:
+        raise UserError(f"{run.path} has no checkpoint yet: train it for at least one epoch")
+    model = Tagger(TaggerConfig.from_dict(config["tagger"])).to(device)
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    return model, config

@@ -1,0 +1,106 @@
+"""The training loop every model shares: Adam, shuffled batches, a checkpoint per epoch.
+
+Resuming restores the parameters, the optimiser, the random streams and the metric
+history from the last checkpoint, so a run killed and resumed ends with exactly the
+parameters of a run never interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from tqdm import tqdm
+
+from tagmodels.runs import RunDir
+
+
+class Objective(Protocol):
+    """What the loop trains: a model, the cost of a batch of training indices, a validation.
+
+    ``cost`` receives the loop's data-order generator too: any extra sampling it does (the
+    labelled batch of a semi-supervised objective, say) must draw from it, so that the
+    checkpointed generator state makes resumed runs exact.
+    """
+
+    model: torch.nn.Module
+
+    def cost(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
+
+    def validate(self) -> dict[str, float]: ...
+
+
+@dataclass
+class Schedule:
+    """How long and how fast to train."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    seed: int
+
+
+def _rng_state(order: torch.Generator) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "order": order.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state: dict[str, Any], order: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    order.set_state(state["order"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def fit(
+    objective: Objective,
+    n_train: int,
+    schedule: Schedule,
+    run: RunDir,
+    resume: bool = False,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train for ``schedule.epochs`` epochs, writing metrics and a checkpoint after each one."""
+    model = objective.model
+    optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
+    order = torch.Generator().manual_seed(schedule.seed)
+    history: list[dict[str, Any]] = []
+    checkpoint = run.load_checkpoint() if resume else None
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        _restore_rng(checkpoint["rng"], order)
+        history = checkpoint["history"]
+    for epoch in range(len(history), schedule.epochs):
+        model.train()
+        started = time.perf_counter()
+        batches = torch.randperm(n_train, generator=order).split(schedule.batch_size)
+        total = 0.0
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{schedule.epochs}", disable=not progress, leave=False)
+        for step, batch in enumerate(bar, start=1):
+            cost = objective.cost(batch, order)
+            optimizer.zero_grad(set_to_none=True)
+            cost.backward()
+            optimizer.step()
+            total += cost.item()
+            bar.set_postfix(cost=f"{total / step:.4f}")
+        train_seconds = time.perf_counter() - started
+        row = {"epoch": epoch + 1, "cost": total / len(batches), **objective.validate()}
+        row["seconds"] = round(train_seconds, 3)
+        history.append(row)
+        run.save_checkpoint(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rng": _rng_state(order),
+                "history": history,
+            }
+        )
+        run.write_metrics(history)
+        if progress:
+            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    return history

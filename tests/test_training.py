@@ -1,0 +1,138 @@
+"""Tagger training end to end on tiny Shapes sets: learning, exact resume, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import tagdata
+from cli.main import tagtool
+from tagmodels.data import load_split
+from tagmodels.evaluation import evaluate_grouping
+from tagmodels.runs import RunDir
+from tagmodels.tagger_training import load_tagger, new_run_config, train_tagger
+
+
+@pytest.fixture(scope="module")
+def shapes_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "shapes.h5"
+    spec = tagdata.with_overrides(tagdata.resolve_spec("shapes"), train=100, valid=50, test=50, single=0)
+    tagdata.make_dataset(spec, path)
+    return path
+
+
+def run_config(data: Path, **overrides) -> dict:
+    settings = dict(epochs=2, batch_size=50, valid_examples=50)
+    settings.update(overrides)
+    config = new_run_config("shapes-small", str(data), seed=3, device=torch.device("cpu"), **{
+        k: v for k, v in settings.items() if k != "valid_examples"
+    })
+    config["training"]["valid_examples"] = settings["valid_examples"]
+    config["tagger"]["widths"] = [64, 32, 16]
+    return config
+
+
+def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one(shapes_file, tmp_path):
+    straight = RunDir(tmp_path / "straight")
+    config = run_config(shapes_file)
+    straight.create(config)
+    train_tagger(straight, config, torch.device("cpu"), resume=False, progress=False)
+
+    killed = RunDir(tmp_path / "killed")
+    killed.create(config)
+    first_epoch = {**config, "training": {**config["training"], "epochs": 1}}
+    train_tagger(killed, first_epoch, torch.device("cpu"), resume=False, progress=False)
+    assert len(killed.metrics_path.read_text().splitlines()) == 1
+    history = train_tagger(killed, config, torch.device("cpu"), resume=True, progress=False)
+
+    assert [row["epoch"] for row in history] == [1, 2]
+    a = torch.load(straight.checkpoint_path, weights_only=False)["model"]
+    b = torch.load(killed.checkpoint_path, weights_only=False)["model"]
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    lines = [json.loads(line) for line in killed.metrics_path.read_text().splitlines()]
+    assert [row["cost"] for row in lines] == [row["cost"] for row in history]
+
+
+def test_small_tagger_overfits_tiny_shapes_far_above_chance(shapes_file, tmp_path):
+    """A hundred images, well under a minute of CPU: AMI climbs far above the ~0 of random groups."""
+    run = RunDir(tmp_path / "overfit")
+    config = run_config(shapes_file, epochs=60, batch_size=20, lr=3e-3, valid_examples=20)
+    config["tagger"]["widths"] = [200, 100, 50]
+    run.create(config)
+    train_tagger(run, config, torch.device("cpu"), resume=False, progress=False)
+    model, _ = load_tagger(run, torch.device("cpu"))
+    train = load_split(str(shapes_file), "train", limit=100)
+    rows = evaluate_grouping(model, train.x, train.segmentation, groups=4, iterations=5)
+    assert rows[-1]["ami"] > 0.2
+    history = [json.loads(line) for line in run.metrics_path.read_text().splitlines()]
+    assert history[-1]["cost"] < 0.6 * history[0]["cost"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(tagtool, list(args), catch_exceptions=False)
+
+
+def test_cli_train_evaluate_visualize(shapes_file, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("train", "--data", str(shapes_file), "--out", str(out), "--preset", "shapes-small",
+                    "--epochs", "1", "--batch-size", "100", "--quiet", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["tagger"]["n_inputs"] == 400 and config["tagger"]["input_kind"] == "binary"
+    assert config["provenance"]["seed"] == 0
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert set(metrics[0]) >= {"epoch", "cost", "valid_cost", "valid_ami", "seconds"}
+
+    result = invoke("evaluate", str(out), "--iterations", "3", "--groups", "3", "--limit", "40",
+                    "--json", str(tmp_path / "eval.json"))
+    assert result.exit_code == 0, result.output
+    table = json.loads((tmp_path / "eval.json").read_text())
+    assert [row["iteration"] for row in table["iterations"]] == [1, 2, 3]
+    assert table["groups"] == 3 and table["examples"] == 40
+    assert {"ami", "ari", "denoising_cost"} <= set(table["iterations"][0])
+    assert {"command", "commit", "device", "seed", "wall_seconds"} <= set(table)
+
+    png = tmp_path / "fig.png"
+    result = invoke("visualize", str(out), "--out", str(png), "--n", "2", "--iterations", "2", "--remove-group", "1")
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.size[0] > 500 and image.size[1] > 300
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["evaluate", "{tmp}/nothing"], "does not exist"),
+        (["train", "--data", "{tmp}/missing.h5", "--out", "{tmp}/r"], "does not exist"),
+        (["train", "--data", "{data}", "--out", "{tmp}/r", "--preset", "texture-small"], "texture-mnist"),
+        (["train", "--data", "{data}", "--out", "{tmp}/r", "--device", "cuda:0"], "CUDA"),
+        (["train", "--data", "{data}", "--out", "{tmp}/no/such/dir/r"], "does not exist"),
+        (["train", "--data", "{tmp}/junk.h5", "--out", "{tmp}/r"], "junk.h5"),
+        (["train", "--out", "{tmp}/r", "--resume"], "does not exist"),
+    ],
+)
+def test_cli_bad_input_gives_one_line(shapes_file, tmp_path, args, message):
+    (tmp_path / "junk.h5").write_bytes(b"not an hdf5 file")
+    args = [a.format(tmp=tmp_path, data=shapes_file) for a in args]
+    result = CliRunner().invoke(tagtool, args)
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_refuses_to_clobber_a_run(shapes_file, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    result = CliRunner().invoke(tagtool, ["train", "--data", str(shapes_file), "--out", str(out)])
+    assert result.exit_code != 0 and "--resume" in result.output
