@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from tagdata.errors import UserError
-from tagmodels.device import resolve_device
 from tagmodels.presets import PRESETS
-from tagmodels.runs import RunDir, write_json
+
+# torch-importing modules are imported inside the commands, so that `tagtool --help` and
+# the dataset commands start quickly.
 
 DEVICE_HELP = "cpu, cuda or cuda:N (default: cuda when present, else cpu)"
 
@@ -44,16 +45,19 @@ def _existing_file(path: str) -> str:
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, seed, device, resume, overwrite, quiet):
     """Train a model; writes config.json, metrics.jsonl and a checkpoint per epoch to --out."""
+    from tagmodels.device import resolve_device
+    from tagmodels.runs import RunDir, write_json
     from tagmodels.tagger_training import new_run_config, train_tagger
 
     run = RunDir(out_dir)
     dev = resolve_device(device)
     if resume:
         config = run.config()
-        if epochs is not None:
-            config["training"]["epochs"] = epochs
         if any(v is not None for v in (groups, iterations, norm, lr, batch_size)):
             raise UserError("--resume continues with the run's own settings; only --epochs and --device may change")
+        if epochs is not None:
+            config["training"]["epochs"] = epochs
+            write_json(run.config_path, config)
     else:
         if data_path is None:
             raise UserError("--data is required for a new run")
@@ -62,8 +66,6 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
             iterations=iterations, norm=norm, lr=lr, batch_size=batch_size,
         )
         run.create(config, overwrite=overwrite)
-    if resume and epochs is not None:
-        write_json(run.config_path, config)
     history = train_tagger(run, config, dev, resume=resume, progress=not quiet)
     if history:
         last = history[-1]
@@ -88,8 +90,9 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
     import time
 
     from tagmodels.data import load_split
+    from tagmodels.device import resolve_device
     from tagmodels.evaluation import evaluate_grouping
-    from tagmodels.runs import provenance
+    from tagmodels.runs import RunDir, provenance, write_json
     from tagmodels.tagger_training import load_tagger
 
     dev = resolve_device(device)
@@ -108,6 +111,7 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
     click.echo(f"{'iteration':>9} {'AMI':>7} {'ARI':>7} {'cost':>8}")
     for row in rows:
         click.echo(f"{row['iteration']:>9} {row['ami']:7.3f} {row['ari']:7.3f} {row['denoising_cost']:8.4f}")
+    click.echo(f"AMI after {iterations} iterations: {rows[-1]['ami']:.3f}")
     if json_out:
         result = {
             "run": str(Path(run_dir).resolve()),
@@ -135,10 +139,10 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
 @click.option("--device", default=None, help=DEVICE_HELP)
 def visualize(run_dir, data_path, png_out, split, count, iterations, groups, remove_group, seed, device):
     """Draw input, reconstruction and every group's m and z per iteration (paper, Figs. 4-5)."""
-    from PIL import Image
-
+    from tagdata.render import save_png
     from tagmodels.data import load_split
-    from tagmodels.runs import atomic_write
+    from tagmodels.device import resolve_device
+    from tagmodels.runs import RunDir
     from tagmodels.tagger_training import load_tagger
     from tagmodels.visualize import tagger_figure
 
@@ -153,7 +157,7 @@ def visualize(run_dir, data_path, png_out, split, count, iterations, groups, rem
     if data.x.shape[1] != model.config.n_inputs:
         raise UserError(f"{data_path} has {data.x.shape[1]} pixels per image but the model takes {model.config.n_inputs}")
     figure = tagger_figure(model, data.images, groups, iterations, remove_group, seed)
-    atomic_write(Path(png_out), lambda tmp: Image.fromarray(figure).save(tmp, format="PNG"))
+    save_png(figure, png_out)
     click.echo(f"wrote {png_out}: {len(data)} examples x {iterations} iterations, K={groups}")
 
 
@@ -169,7 +173,8 @@ def bench_train(model, preset, device, seconds, json_out):
     import time
 
     from tagmodels.bench import bench_tagger
-    from tagmodels.runs import provenance
+    from tagmodels.device import resolve_device
+    from tagmodels.runs import provenance, write_json
 
     if seconds <= 0:
         raise UserError(f"--seconds must be positive, got {seconds}")

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tagdata.atomic import atomic_write
+
 UNSCORED_RGB = (128, 128, 128)  # grey for pixels that carry no label
 # Layer 0 (background) black, then well-separated hues; more are generated on demand.
 _BASE = np.array([
@@ -87,5 +89,6 @@ def side_by_side(*images: np.ndarray, gap: int = 1, colour: tuple[int, int, int]
 
 
 def save_png(image: np.ndarray, path: str | Path) -> None:
-    """Write a uint8 (H, W, 3) array as PNG."""
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(Path(path), format="PNG")
+    """Write a uint8 (H, W, 3) array as PNG, atomically."""
+    picture = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    atomic_write(path, lambda temporary: picture.save(temporary, format="PNG"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Callable, Iterable
 import h5py
 import numpy as np
 
+from tagdata.atomic import atomic_write
 from tagdata.errors import UserError
 from tagdata.hashing import split_digest
 from tagdata.layout import SplitSource
@@ -136,11 +136,11 @@ def write_file(
     out = Path(out)
     check_output(out, overwrite)
     workers = workers or cpu_count()
-    temporary = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     hashes: dict[str, str] = {}
-    try:
+
+    def write(temporary: Path) -> None:
         with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as hasher, \
-                h5py.File(temporary, "x", libver=LIBVER) as file:
+                h5py.File(temporary, "w", libver=LIBVER) as file:
             for key, value in attrs.items():
                 file.attrs[key] = value
             for source in sources:
@@ -151,11 +151,6 @@ def write_file(
             file.attrs["splits"] = ",".join(hashes)
         if out.exists() and not overwrite:
             raise UserError(f"{out} appeared while writing (pass --overwrite to replace it)")
-        os.replace(temporary, out)
-    except OSError as err:
-        temporary.unlink(missing_ok=True)
-        raise UserError(f"cannot write {out}: {err}") from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+
+    atomic_write(out, write)
     return hashes

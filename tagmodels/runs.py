@@ -7,35 +7,19 @@ moment leaves either the previous complete file or the new one, never half of on
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
+from tagdata.atomic import atomic_write
 from tagdata.errors import UserError
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise UserError(f"output directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -125,6 +109,12 @@ class RunDir:
         if not self.path.is_dir():
             raise UserError(f"run directory {self.path} does not exist")
         return read_json(self.config_path)
+
+    def remove_stale_temporaries(self) -> None:
+        """Delete temporary files a killed process left behind (atomic_write's ``.NAME.*.tmp``)."""
+        for name in (CONFIG, METRICS, CHECKPOINT):
+            for stale in self.path.glob(f".{name}.*.tmp"):
+                stale.unlink(missing_ok=True)
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """Write the checkpoint atomically."""

@@ -69,6 +69,7 @@ def fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
     order = torch.Generator().manual_seed(schedule.seed)
     history: list[dict[str, Any]] = []
+    run.remove_stale_temporaries()
     checkpoint = run.load_checkpoint() if resume else None
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
@@ -80,7 +81,8 @@ def fit(
         started = time.perf_counter()
         batches = torch.randperm(n_train, generator=order).split(schedule.batch_size)
         total = 0.0
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{schedule.epochs}", disable=not progress, leave=False)
+        # disable=None: the bar shows on a terminal only; logs get the one line per epoch below.
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{schedule.epochs}", disable=None if progress else True, leave=False)
         for step, batch in enumerate(bar, start=1):
             cost = objective.cost(batch, order)
             optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,282 @@
+"""The Table 2 grid: make the datasets, run every cell, skip finished ones, resume the rest.
+
+Layout of a benchmark directory (one scale per directory):
+
+    benchmark.json                       the scale, so that scales never mix
+    data/<dataset>.h5                    made from the MNIST files on first use
+    runs/<cell>/config.json ...          one training run per cell (tagmodels.runs.RunDir)
+    runs/<cell>/result.json              written atomically when the cell is done
+    tagger-unsupervised/<dataset>[-permuted]_seed<s>/
+                                         Tagger's unsupervised phase, shared by both label
+                                         budgets (it uses no labels)
+    table.md                             rendered from every result.json (tagmodels.table)
+
+A cell with a result.json is skipped; a cell with a run but no result resumes from its last
+checkpoint (exactly, see tagmodels.training); a run started with other settings is refused
+rather than silently mixed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+import tagdata
+from tagdata.errors import UserError
+from tagmodels.benchmark_settings import Scale
+from tagmodels.classification_training import ClassificationObjective, classification_error
+from tagmodels.classifiers import FCMLP, ModelC
+from tagmodels.data import SplitTensors, load_split
+from tagmodels.fc_ladder import FCLadder
+from tagmodels.label_budget import labelled_subset
+from tagmodels.permutation import permute_split, pixel_permutation
+from tagmodels.runs import RunDir, provenance, read_json, write_json
+from tagmodels.table import write_table
+from tagmodels.tagger import Tagger, TaggerConfig
+from tagmodels.tagger_classifier import TaggerClassifier
+from tagmodels.tagger_training import GroupingObjective, new_run_config
+from tagmodels.training import Schedule, fit
+
+RESULT = "result.json"
+META = "benchmark.json"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid: a method on a dataset with a label budget and a seed."""
+
+    method: str
+    dataset: str
+    labels: str  # "50000" (every label) or "1000"
+    seed: int
+    permuted: bool = False
+
+    @property
+    def name(self) -> str:
+        order = "-permuted" if self.permuted else ""
+        return f"{self.method}_{self.dataset}_{self.labels}{order}_seed{self.seed}"
+
+
+def grid(methods: Iterable[str], datasets: Iterable[str], labels: Iterable[str], seeds: int, permuted: bool) -> list[Cell]:
+    """Every cell, seed-major so that a partial grid already fills the whole table."""
+    return [
+        Cell(method, dataset, budget, seed, permuted)
+        for seed in range(seeds)
+        for dataset in datasets
+        for budget in labels
+        for method in methods
+    ]
+
+
+@dataclass
+class Splits:
+    """The splits a cell uses, on the benchmark's device."""
+
+    path: Path
+    train: SplitTensors
+    valid: SplitTensors
+    test: SplitTensors
+
+    def permuted(self, seed: int) -> "Splits":
+        perm = pixel_permutation(self.train.x.shape[1], seed)
+        return Splits(self.path, *(permute_split(s, perm) for s in (self.train, self.valid, self.test)))
+
+
+def build_classifier(method: str, settings: dict[str, Any], train: SplitTensors, tagger: Tagger | None = None) -> nn.Module:
+    """A fresh classifier of ``method`` for images like ``train``'s (Tagger: grown from ``tagger``)."""
+    n_inputs = train.x.shape[1]
+    if method == "fc-mlp":
+        return FCMLP(n_inputs, settings["widths"])
+    if method == "fc-ladder":
+        return FCLadder(n_inputs, settings["widths"], settings["noise_std"], settings["denoising_weights"])
+    if method == "convnet":
+        return ModelC(tuple(train.images.shape[-2:]), tuple(settings["channels"]))
+    if method == "tagger":
+        assert tagger is not None, "the Tagger classifier grows from a trained Tagger"
+        return TaggerClassifier(
+            tagger, settings["fresh_widths"], settings["groups"], settings["iterations"],
+            settings["noise"], settings["classification_weight"],
+        )
+    raise UserError(f"unknown method {method!r}")
+
+
+class Benchmark:
+    """Runs cells of one scale into one directory."""
+
+    def __init__(
+        self,
+        out: Path | str,
+        scale: Scale,
+        device: torch.device,
+        mnist_dir: str | None = None,
+        progress: bool = False,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.out = Path(out)
+        self.scale = scale
+        self.device = device
+        self.mnist_dir = mnist_dir
+        self.progress = progress
+        self.log = log
+        self._splits: dict[str, Splits] = {}
+
+    def open(self) -> None:
+        """Create the directory (or check that it holds this scale's benchmark)."""
+        if not self.out.parent.is_dir():
+            raise UserError(f"directory {self.out.parent} does not exist")
+        if self.out.exists() and not self.out.is_dir():
+            raise UserError(f"--out {self.out} is a file, not a directory")
+        meta = self.out / META
+        held = read_json(meta).get("scale") if meta.exists() else None
+        if held not in (None, self.scale.name):
+            raise UserError(
+                f"{self.out} holds a {held}-scale benchmark; use another --out for --scale {self.scale.name}"
+            )
+        for sub in ("data", "runs", "tagger-unsupervised"):
+            (self.out / sub).mkdir(parents=True, exist_ok=True)
+        if held is None:
+            write_json(meta, {"scale": self.scale.name, "note": self.scale.note})
+
+    # ------------------------------------------------------------------ data
+
+    def dataset_path(self, dataset: str) -> Path:
+        """The dataset's file in the benchmark directory, made from MNIST when missing."""
+        path = self.out / "data" / f"{dataset}.h5"
+        if not path.exists():
+            spec = tagdata.resolve_spec(dataset)
+            if self.scale.splits is not None:
+                spec = tagdata.with_overrides(spec, **self.scale.splits)
+            self.log(f"making {path} from the MNIST files")
+            tagdata.make_dataset(spec, path, mnist_dir=self.mnist_dir)
+        return path
+
+    def splits(self, dataset: str) -> Splits:
+        """train, valid (the per-epoch subset) and test of a dataset, loaded once."""
+        if dataset not in self._splits:
+            path = self.dataset_path(dataset)
+            train = load_split(str(path), "train", self.device)
+            expected = (self.scale.splits or {}).get("train")
+            if expected is not None and len(train) != expected:
+                raise UserError(
+                    f"{path} holds {len(train)} training examples but the {self.scale.name} scale uses "
+                    f"{expected}; delete it to have it made again"
+                )
+            valid = load_split(str(path), "valid", self.device, limit=self.scale.valid_examples)
+            test = load_split(str(path), "test", self.device)
+            self._splits[dataset] = Splits(path, train, valid, test)
+        return self._splits[dataset]
+
+    # ------------------------------------------------------------------ runs
+
+    def result_path(self, cell: Cell) -> Path:
+        return self.out / "runs" / cell.name / RESULT
+
+    def run(self, cell: Cell) -> tuple[dict[str, Any], bool]:
+        """The cell's result, and whether it was computed now (False: it existed)."""
+        path = self.result_path(cell)
+        if path.exists():
+            return read_json(path), False
+        started = time.perf_counter()
+        settings = self.scale.settings(cell.method, cell.labels)
+        splits = self.splits(cell.dataset)
+        if cell.permuted:
+            splits = splits.permuted(cell.seed)
+        run = RunDir(path.parent)
+        identity = {"cell": asdict(cell), "scale": self.scale.name, "settings": settings}
+        resumed = self._open_run(run, identity, splits)
+
+        unsupervised = None
+        tagger = None
+        if cell.method == "tagger":
+            tagger, unsupervised = self._unsupervised_tagger(cell, splits)
+        torch.manual_seed(cell.seed)
+        model = build_classifier(cell.method, settings, splits.train, tagger).to(self.device)
+        labelled = labelled_subset(splits.train.labels, cell.labels, cell.seed)
+        objective = ClassificationObjective(model, splits.train, labelled, splits.valid, settings["batch_size"])
+        schedule = Schedule(settings["epochs"], settings["lr"], settings["batch_size"], cell.seed)
+        history = fit(objective, objective.n_train, schedule, run, resume=True, progress=self.progress)
+
+        evaluated = time.perf_counter()
+        error = classification_error(model, splits.test, settings["batch_size"])
+        now = time.perf_counter()
+        result = {
+            **identity["cell"],
+            "scale": self.scale.name,
+            "test_error": error,
+            "test_examples": len(splits.test),
+            "train_examples": len(splits.train),
+            "labelled_examples": len(splits.train) if labelled is None else len(labelled),
+            "epochs": len(history),
+            "resumed_at_epoch": resumed,
+            "final_valid_error": history[-1]["valid_error"] if history else None,
+            "train_seconds": round(sum(row["seconds"] for row in history), 3),
+            "eval_seconds": round(now - evaluated, 3),
+            "wall_seconds": round(now - started, 3),
+            "unsupervised_phase": unsupervised,
+            "settings": settings,
+            "data": str(splits.path.resolve()),
+            **provenance(self.device, cell.seed),
+        }
+        write_json(path, result)
+        return result, True
+
+    def _open_run(self, run: RunDir, identity: dict[str, Any], splits: Splits) -> int:
+        """Create the cell's run, or check a half-finished one; returns the epochs it already has."""
+        if run.config_path.exists():
+            held = run.config()
+            if {key: held.get(key) for key in identity} != identity:
+                raise UserError(f"{run.path} was started with other settings; delete it to run the cell again")
+            checkpoint = run.load_checkpoint()
+            return 0 if checkpoint is None else len(checkpoint["history"])
+        run.create({**identity, "data": str(splits.path.resolve()), "provenance": provenance(self.device, identity["cell"]["seed"])})
+        return 0
+
+    def _unsupervised_tagger(self, cell: Cell, splits: Splits) -> tuple[Tagger, dict[str, Any]]:
+        """Tagger's unsupervised phase for the cell's (dataset, seed, pixel order): trained
+        once, reloaded (or resumed) afterwards."""
+        order = "-permuted" if cell.permuted else ""
+        run = RunDir(self.out / "tagger-unsupervised" / f"{cell.dataset}{order}_seed{cell.seed}")
+        phase = {**self.scale.tagger_unsupervised(), "permute_pixels": cell.permuted}
+        if run.config_path.exists():
+            config = run.config()
+            if config.get("benchmark") != phase:
+                raise UserError(f"{run.path} was trained with other settings; delete it to train it again")
+        else:
+            config = new_run_config(phase["preset"], str(splits.path), cell.seed, self.device, **phase["overrides"])
+            config["benchmark"] = phase
+            run.create(config)
+        training = config["training"]
+        torch.manual_seed(cell.seed)
+        tagger = Tagger(TaggerConfig.from_dict(config["tagger"])).to(self.device)
+        objective = GroupingObjective(
+            tagger, splits.train, splits.valid.head(training["valid_examples"]),
+            training["groups"], training["iterations"], training["batch_size"],
+        )
+        schedule = Schedule(training["epochs"], training["lr"], training["batch_size"], cell.seed)
+        history = fit(objective, len(splits.train), schedule, run, resume=True, progress=self.progress)
+        summary = {
+            "run": str(run.path.resolve()),
+            "epochs": len(history),
+            "train_seconds": round(sum(row["seconds"] for row in history), 3),
+            "final_valid_ami": history[-1]["valid_ami"] if history else None,
+        }
+        return tagger, summary
+
+    def run_grid(self, cells: list[Cell]) -> list[dict[str, Any]]:
+        """Run (or skip) every cell in order, re-rendering table.md after each."""
+        self.open()
+        results = []
+        for number, cell in enumerate(cells, start=1):
+            result, ran = self.run(cell)
+            status = f"{result['test_error']:.2f} % test error" + (
+                f" ({result['wall_seconds']:.0f} s)" if ran else " (done before, skipped)"
+            )
+            self.log(f"[{number}/{len(cells)}] {cell.name}: {status}")
+            results.append(result)
+            write_table(self.out, self.scale)
+        return results

@@ -1,0 +1,96 @@
+"""The FC Ladder baseline of Table 2: the full Ladder network of Rasmus et al. 2015.
+
+"Semi-supervised learning with Ladder networks" (Rasmus, Valpola, Honkala, Berglund, Raiko,
+NIPS 2015), fully connected version: each training step runs a noisy pass (Gaussian noise
+of std 0.3 on the input and on every layer's normalised pre-activation) and a clean pass.
+The supervised cost is the cross-entropy of the noisy pass's output; the unsupervised cost
+is the weighted sum over layers l of the mean squared difference between the decoder's
+reconstruction z^_l (noisy pass) and the clean pass's z_l, for every row, labelled or not.
+Predictions come from the clean pass.
+
+Denoising weights lambda_l, input first: (1000, 10, 0.1, 0.1, 0.1, 0.1, 0.1), the values
+Rasmus et al. give for their permutation-invariant MNIST model, whose encoder has the same
+depth as this one (six layers to the 10-way output; theirs 1000-500-250-250-250-10, ours
+3000-2000-1000-500-250-10). The same costs are used with all 50,000 labels, where they act
+as a regulariser, as in Rasmus et al.'s full-label results.
+
+Two simplifications, both forced by or harmless with the shared :class:`Ladder`:
+the clean targets z_l are batch-normalised already (unit variance per unit, so the encoder
+cannot shrink them to make the cost vanish), so z^_l is compared with them directly rather
+than re-normalised with the clean batch statistics; and the output softmax gets its learned
+per-unit scale gamma here, since the shared Ladder applies only a bias after its norm.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from tagmodels.classifiers import N_CLASSES, mixture_cross_entropy
+from tagmodels.ladder import Ladder
+
+NOISE_STD = 0.3
+DENOISING_WEIGHTS = (1000.0, 10.0, 0.1, 0.1, 0.1, 0.1, 0.1)
+
+
+@contextmanager
+def frozen_running_stats(model: nn.Module) -> Iterator[None]:
+    """Normalise with batch statistics without updating the running ones (the noisy pass).
+
+    The running statistics used at test time must describe clean activations.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for norm in norms:
+        norm.track_running_stats = False
+    try:
+        yield
+    finally:
+        for norm in norms:
+            norm.track_running_stats = True
+
+
+class FCLadder(nn.Module):
+    """Ladder over (inputs, *hidden widths, 10) with per-layer denoising costs."""
+
+    uses_unlabelled = True
+
+    def __init__(
+        self,
+        n_inputs: int,
+        widths: Sequence[int] = (3000, 2000, 1000, 500, 250),
+        noise_std: float = NOISE_STD,
+        denoising_weights: Sequence[float] = DENOISING_WEIGHTS,
+    ) -> None:
+        super().__init__()
+        self.ladder = Ladder((n_inputs, *widths, N_CLASSES), norm="batch", top_activation="linear")
+        if len(denoising_weights) != self.ladder.depth + 1:
+            raise ValueError(
+                f"{len(denoising_weights)} denoising weights for a Ladder with {self.ladder.depth + 1} levels"
+            )
+        self.noise_std = noise_std
+        self.denoising_weights = tuple(float(w) for w in denoising_weights)
+        self.gamma = nn.Parameter(torch.ones(N_CLASSES))
+
+    def log_probs(self, top: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.gamma * top, dim=-1)
+
+    def cost(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Supervised cost on the noisy output of the labelled rows + denoising on all rows."""
+        with frozen_running_stats(self):
+            noisy = self.ladder(x, self.noise_std)
+        clean = self.ladder(x)
+        supervised = mixture_cross_entropy(self.log_probs(noisy.top[: len(targets)]), targets)
+        return supervised + self.denoising_cost(noisy.reconstruction, clean.lateral)
+
+    def denoising_cost(self, reconstruction: list[torch.Tensor], clean: list[torch.Tensor]) -> torch.Tensor:
+        """sum_l lambda_l * mean over rows and units of (z^_l - z_l)^2."""
+        return sum(
+            weight * (z_hat - z).pow(2).mean()
+            for weight, z_hat, z in zip(self.denoising_weights, reconstruction, clean)
+        )
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.log_probs(self.ladder(x).top).exp()
