@@ -92,6 +92,7 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
     from tagmodels.data import load_split
     from tagmodels.device import resolve_device
     from tagmodels.evaluation import evaluate_grouping
+    from tagmodels.paper import SHAPES_TRAINING_HOURS, table_1a_beside
     from tagmodels.runs import RunDir, provenance, write_json
     from tagmodels.tagger_training import load_tagger
 
@@ -113,6 +114,7 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
         click.echo(f"{row['iteration']:>9} {row['ami']:7.3f} {row['ari']:7.3f} {row['denoising_cost']:8.4f}")
     click.echo(f"AMI after {iterations} iterations: {rows[-1]['ami']:.3f}")
     if json_out:
+        history = RunDir(run_dir).history()
         result = {
             "run": str(Path(run_dir).resolve()),
             "data": str(Path(data_path).resolve()),
@@ -121,8 +123,22 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
             "groups": groups,
             "iterations": rows,
             "wall_seconds": round(seconds, 3),
+            "training": {
+                "preset": config["preset"],
+                "seed": config["training"]["seed"],
+                "norm": model.config.norm,
+                "epochs": len(history),
+                "seconds": round(sum(row["seconds"] for row in history), 3),
+                "device": config["provenance"]["device"],
+            },
             **provenance(dev, seed),
         }
+        if data.kind == "shapes" and groups == 4:
+            result["paper_table_1a"] = {
+                "model": "Tagger*" if model.config.norm == "layer" else "Tagger",
+                "iterations": table_1a_beside(model.config.norm, rows),
+                "training_hours": SHAPES_TRAINING_HOURS,
+            }
         write_json(Path(json_out), result)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from tagdata.build import make_dataset
 from tagdata.errors import UserError
 from tagdata.idx import mnist_dir as resolve_mnist_dir
+from tagdata.provenance import code_version, cpu_model
 from tagdata.specs import TextureMnistSpec, resolve_spec
 from tagdata.version import __version__
 
@@ -82,27 +83,10 @@ def _run_child(name: str, out: Path, mnist_dir: str | None) -> dict:
     return result
 
 
-def _git(*args: str) -> str | None:
-    try:
-        proc = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent.parent)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
 def _machine() -> dict:
-    model = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
     return {
-        "platform": platform.platform(), "machine": platform.machine(), "cpu_model": model,
+        "platform": platform.platform(), "machine": platform.machine(), "cpu_model": cpu_model(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_bytes": memory, "python": platform.python_version(), "numpy": np.__version__,
         "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version,
@@ -126,13 +110,10 @@ def run_bench(datasets: tuple[str, ...], mnist_dir: str | None, command: str) ->
                 checks[f"seconds_at_most_{TARGET_SECONDS[name]:g}"] = result["seconds"] <= TARGET_SECONDS[name]
             result["targets_met"] = checks
             results[name] = result
-    commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain") if commit else None
     return {
         "command": command,
         "version": __version__,
-        "commit": commit,
-        "worktree_dirty": bool(status) if status is not None else None,
+        **code_version(),
         "machine": _machine(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],

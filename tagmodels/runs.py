@@ -7,8 +7,7 @@ moment leaves either the previous complete file or the new one, never half of on
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import torch
 
 from tagdata.atomic import atomic_write
 from tagdata.errors import UserError
+from tagdata.provenance import code_version, cpu_model
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -44,33 +44,16 @@ def provenance(device: torch.device | str, seed: int | None = None) -> dict[str,
     from tagdata.version import __version__
 
     device = torch.device(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_model()} ({os.cpu_count()} cpus)"
     return {
         "command": " ".join(["tagtool", *sys.argv[1:]]) if sys.argv else "",
-        "commit": git_commit(),
+        **code_version(),
         "device": f"{device.type}: {name}",
         "threads": torch.get_num_threads(),
         "seed": seed,
         "toolkit_version": __version__,
         "torch_version": torch.__version__,
     }
-
-
-def git_commit() -> str | None:
-    """The commit of the toolkit's checkout, or None outside a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() or None
 
 
 class RunDir:
@@ -128,6 +111,12 @@ class RunDir:
             return torch.load(self.checkpoint_path, map_location=map_location, weights_only=False)
         except Exception as err:  # torch raises many types for a damaged file
             raise UserError(f"checkpoint {self.checkpoint_path} cannot be read: {err}") from None
+
+    def history(self) -> list[dict[str, Any]]:
+        """The per-epoch metrics written so far (empty before the first epoch ends)."""
+        if not self.metrics_path.exists():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         """Rewrite metrics.jsonl from the checkpointed history, one JSON line per epoch."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from tagmodels.benchmark_settings import BUDGETS, DATASETS, METHODS, Scale
 from tagdata.atomic import atomic_write
+from tagmodels.paper import TABLE_2
 from tagmodels.runs import read_json
 
 TABLE = "table.md"
@@ -25,17 +26,6 @@ DATASET_TITLES = {
     "texture-mnist2": "TextureMNIST2 (top-2, chance 80 %)",
 }
 METHOD_TITLES = {"fc-mlp": "FC MLP", "fc-ladder": "FC Ladder", "tagger": "FC Tagger", "convnet": "ConvNet"}
-# The paper's Table 2: (mean, sample std) over 5 runs, in percent.
-PAPER = {
-    ("texture-mnist1", "fc-mlp"): {"50000": (31.1, 2.2), "1000": (89.0, 0.2)},
-    ("texture-mnist1", "fc-ladder"): {"50000": (7.2, 0.1), "1000": (30.5, 0.5)},
-    ("texture-mnist1", "tagger"): {"50000": (4.0, 0.3), "1000": (10.5, 0.9)},
-    ("texture-mnist1", "convnet"): {"50000": (3.9, 0.3), "1000": (52.4, 5.3)},
-    ("texture-mnist2", "fc-mlp"): {"50000": (55.2, 1.0), "1000": (79.4, 0.3)},
-    ("texture-mnist2", "fc-ladder"): {"50000": (41.1, 0.2), "1000": (68.5, 0.2)},
-    ("texture-mnist2", "tagger"): {"50000": (7.9, 0.3), "1000": (24.9, 1.8)},
-    ("texture-mnist2", "convnet"): {"50000": (12.6, 0.4), "1000": (79.1, 0.8)},
-}
 
 
 def load_results(directory: Path) -> list[dict[str, Any]]:
@@ -88,7 +78,7 @@ def render_table(results: list[dict[str, Any]], scale: Scale | None = None) -> s
             row = [DATASET_TITLES.get(dataset, dataset) if i == 0 else "", METHOD_TITLES.get(method, method)]
             for budget in BUDGETS:
                 row += [summary(errors.get((dataset, method, budget, permuted), [])) for permuted in orders]
-                paper = PAPER.get((dataset, method), {}).get(budget)
+                paper = TABLE_2.get((dataset, method), {}).get(budget)
                 row.append(f"{paper[0]} ± {paper[1]} (n=5)" if paper else "–")
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

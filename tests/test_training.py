@@ -101,6 +101,14 @@ def test_cli_train_evaluate_visualize(training_shapes, tmp_path):
     assert table["groups"] == 3 and table["examples"] == 40
     assert {"ami", "ari", "denoising_cost"} <= set(table["iterations"][0])
     assert {"command", "commit", "device", "seed", "wall_seconds"} <= set(table)
+    assert table["training"]["epochs"] == 1 and table["training"]["norm"] == "layer"
+    assert "paper_table_1a" not in table  # evaluated with K=3: the paper's figures are for K=4
+
+    result = invoke("evaluate", str(out), "--iterations", "6", "--limit", "20", "--json", str(tmp_path / "eval4.json"))
+    assert result.exit_code == 0, result.output
+    paper = json.loads((tmp_path / "eval4.json").read_text())["paper_table_1a"]
+    assert paper["model"] == "Tagger*" and paper["training_hours"] == 3.0
+    assert [row["ami"] for row in paper["iterations"]] == [0.70, 0.90, 0.95, 0.96, 0.97, None]
 
     png = tmp_path / "fig.png"
     result = invoke("visualize", str(out), "--out", str(png), "--n", "2", "--iterations", "2", "--remove-group", "1")

@@ -1,0 +1,41 @@
+"""Where a result came from: the toolkit's commit and the machine it ran on.
+
+Every result file (dataset benchmarks, training runs, evaluations, the Table 2 grid)
+records these beside its figures, so a number can always be traced to the code and the
+hardware that produced it.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+_CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def git(*args: str) -> str | None:
+    """Output of a git command in the toolkit's checkout; None outside one."""
+    try:
+        proc = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=_CHECKOUT)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def code_version() -> dict[str, object]:
+    """The commit and whether the checkout had uncommitted changes (None outside git)."""
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain") if commit else None
+    return {"commit": commit, "worktree_dirty": None if status is None else bool(status)}
+
+
+def cpu_model() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux), else what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
