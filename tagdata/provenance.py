@@ -24,9 +24,12 @@ def git(*args: str) -> str | None:
 
 
 def code_version() -> dict[str, object]:
-    """The commit and whether the checkout had uncommitted changes (None outside git)."""
+    """The commit, and whether tracked code differed from it (None outside git).
+
+    Changes under results/ do not count: measurements write there while they run.
+    """
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain") if commit else None
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results") if commit else None
     return {"commit": commit, "worktree_dirty": None if status is None else bool(status)}
 
 
