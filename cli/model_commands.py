@@ -130,6 +130,7 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
                 "epochs": len(history),
                 "seconds": round(sum(row["seconds"] for row in history), 3),
                 "device": config["provenance"]["device"],
+                "commit": config["provenance"]["commit"],
             },
             **provenance(dev, seed),
         }
