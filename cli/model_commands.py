@@ -131,6 +131,7 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
                 "seconds": round(sum(row["seconds"] for row in history), 3),
                 "device": config["provenance"]["device"],
                 "commit": config["provenance"]["commit"],
+                "command": config["provenance"]["command"],
             },
             **provenance(dev, seed),
         }
