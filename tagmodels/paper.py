@@ -9,7 +9,6 @@ TABLE_1A: dict[str, dict[str, tuple[float, ...]]] = {
     "layer": {"denoising_cost": (0.100, 0.069, 0.057, 0.054, 0.054), "ami": (0.70, 0.90, 0.95, 0.96, 0.97)},
 }
 SHAPES_TRAINING_HOURS = 3.0  # 100 epochs on one Titan X
-TEXTURE_MNIST2_TRAINING_HOURS = 11.0
 
 # Table 2: test error in percent, (mean, sample std) over 5 runs, per label budget.
 TABLE_2: dict[tuple[str, str], dict[str, tuple[float, float]]] = {

@@ -60,7 +60,6 @@ class TaggerOutput:
     log_m: list[torch.Tensor]
     cost: torch.Tensor
     top: torch.Tensor
-    x_tilde: torch.Tensor
 
     @property
     def m(self) -> list[torch.Tensor]:
@@ -160,9 +159,7 @@ class Tagger(nn.Module):
             zs.append(z)
             log_ms.append(log_m)
             costs.append(cost.mean())
-        return TaggerOutput(
-            z=zs, log_m=log_ms, cost=torch.stack(costs), top=top, x_tilde=x_tilde
-        )
+        return TaggerOutput(z=zs, log_m=log_ms, cost=torch.stack(costs), top=top)
 
     def training_cost(self, output: TaggerOutput) -> torch.Tensor:
         """C = sum over iterations of -log q_i(x) (paper), or their mean (reference release)."""
