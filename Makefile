@@ -24,6 +24,7 @@ test: setup
 # Shapes on CPU in a few minutes: make a small set, train the shapes-small preset, draw the
 # groups per iteration, and print the AMI per iteration on the test split.
 demo: setup
+	mkdir -p $(DEMO)
 	$(BIN)/tagtool make-dataset shapes --train 5000 --valid 500 --test 1000 --single 0 \
 		--out $(DEMO)/shapes.h5 --overwrite
 	$(BIN)/tagtool train --data $(DEMO)/shapes.h5 --out $(DEMO)/run --preset shapes-small --overwrite
