@@ -66,7 +66,7 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
             iterations=iterations, norm=norm, lr=lr, batch_size=batch_size,
         )
         run.create(config, overwrite=overwrite)
-    history = train_tagger(run, config, dev, resume=resume, progress=not quiet)
+    _, history = train_tagger(run, config, dev, resume=resume, progress=not quiet)
     if history:
         last = history[-1]
         click.echo(
@@ -95,6 +95,7 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
     from tagmodels.paper import SHAPES_TRAINING_HOURS, table_1a_beside
     from tagmodels.runs import RunDir, provenance, write_json
     from tagmodels.tagger_training import load_tagger
+    from tagmodels.training import training_seconds
 
     dev = resolve_device(device)
     model, config = load_tagger(RunDir(run_dir), dev)
@@ -128,7 +129,7 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
                 "seed": config["training"]["seed"],
                 "norm": model.config.norm,
                 "epochs": len(history),
-                "seconds": round(sum(row["seconds"] for row in history), 3),
+                "seconds": training_seconds(history),
                 "device": config["provenance"]["device"],
                 "commit": config["provenance"]["commit"],
                 "command": config["provenance"]["command"],

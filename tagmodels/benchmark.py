@@ -37,10 +37,10 @@ from tagmodels.label_budget import labelled_subset
 from tagmodels.permutation import permute_split, pixel_permutation
 from tagmodels.runs import RunDir, provenance, read_json, write_json
 from tagmodels.table import write_table
-from tagmodels.tagger import Tagger, TaggerConfig
+from tagmodels.tagger import Tagger
 from tagmodels.tagger_classifier import TaggerClassifier
-from tagmodels.tagger_training import GroupingObjective, new_run_config
-from tagmodels.training import Schedule, fit
+from tagmodels.tagger_training import new_run_config, train_tagger
+from tagmodels.training import Schedule, fit, training_seconds
 
 RESULT = "result.json"
 META = "benchmark.json"
@@ -214,7 +214,7 @@ class Benchmark:
             "epochs": len(history),
             "resumed_at_epoch": resumed,
             "final_valid_error": history[-1]["valid_error"] if history else None,
-            "train_seconds": round(sum(row["seconds"] for row in history), 3),
+            "train_seconds": training_seconds(history),
             "eval_seconds": round(now - evaluated, 3),
             "wall_seconds": round(now - started, 3),
             "unsupervised_phase": unsupervised,
@@ -250,19 +250,13 @@ class Benchmark:
             config = new_run_config(phase["preset"], str(splits.path), cell.seed, self.device, **phase["overrides"])
             config["benchmark"] = phase
             run.create(config)
-        training = config["training"]
-        torch.manual_seed(cell.seed)
-        tagger = Tagger(TaggerConfig.from_dict(config["tagger"])).to(self.device)
-        objective = GroupingObjective(
-            tagger, splits.train, splits.valid.head(training["valid_examples"]),
-            training["groups"], training["iterations"], training["batch_size"],
+        tagger, history = train_tagger(
+            run, config, self.device, resume=True, progress=self.progress, splits=(splits.train, splits.valid)
         )
-        schedule = Schedule(training["epochs"], training["lr"], training["batch_size"], cell.seed)
-        history = fit(objective, len(splits.train), schedule, run, resume=True, progress=self.progress)
         summary = {
             "run": str(run.path.resolve()),
             "epochs": len(history),
-            "train_seconds": round(sum(row["seconds"] for row in history), 3),
+            "train_seconds": training_seconds(history),
             "final_valid_ami": history[-1]["valid_ami"] if history else None,
         }
         return tagger, summary

@@ -90,18 +90,32 @@ def _check_positive(preset: Preset) -> None:
         raise UserError(f"--lr must be positive, got {preset.lr}")
 
 
-def train_tagger(run: RunDir, config: dict[str, Any], device: torch.device, resume: bool, progress: bool) -> list[dict]:
-    """Train (or continue) the run described by ``config``; returns the metric history."""
+def train_tagger(
+    run: RunDir,
+    config: dict[str, Any],
+    device: torch.device,
+    resume: bool,
+    progress: bool,
+    splits: tuple[SplitTensors, SplitTensors] | None = None,
+) -> tuple[Tagger, list[dict]]:
+    """Train (or continue) the run described by ``config``; returns the model and the history.
+
+    The data are read from ``config["data"]`` unless ``splits`` gives (train, valid) already
+    loaded (the benchmark passes pixel-permuted ones).
+    """
     training = config["training"]
     torch.manual_seed(training["seed"])
     model = Tagger(TaggerConfig.from_dict(config["tagger"])).to(device)
-    train = load_split(config["data"], "train", device)
-    valid = load_split(config["data"], "valid", device, limit=training["valid_examples"])
+    if splits is None:
+        train = load_split(config["data"], "train", device)
+        valid = load_split(config["data"], "valid", device, limit=training["valid_examples"])
+    else:
+        train, valid = splits[0], splits[1].head(training["valid_examples"])
     objective = GroupingObjective(
         model, train, valid, training["groups"], training["iterations"], training["batch_size"]
     )
     schedule = Schedule(training["epochs"], training["lr"], training["batch_size"], training["seed"])
-    return fit(objective, len(train), schedule, run, resume=resume, progress=progress)
+    return model, fit(objective, len(train), schedule, run, resume=resume, progress=progress)
 
 
 def load_tagger(run: RunDir, device: torch.device) -> tuple[Tagger, dict[str, Any]]:

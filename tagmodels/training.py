@@ -106,3 +106,8 @@ def fit(
         if progress:
             tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     return history
+
+
+def training_seconds(history: list[dict[str, Any]]) -> float:
+    """Seconds spent training over all epochs of a history, across resumes."""
+    return round(sum(row["seconds"] for row in history), 3)

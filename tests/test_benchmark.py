@@ -14,6 +14,7 @@ import tagdata
 from cli.main import tagtool
 from tagdata.errors import UserError
 from tagmodels import benchmark as benchmark_module
+from tagmodels import tagger_training
 from tagmodels.benchmark import Benchmark, Cell, grid
 from tagmodels.benchmark_settings import LADDER_DENOISING_WEIGHTS, Scale, get_scale
 from tagmodels.classification_training import ClassificationObjective
@@ -102,7 +103,12 @@ def test_tagger_unsupervised_phase_is_shared_by_both_budgets(tmp_path, data_dir,
     bench = make(out)
     calls = []
     real_fit = benchmark_module.fit
-    monkeypatch.setattr(benchmark_module, "fit", lambda objective, *a, **k: calls.append(type(objective).__name__) or real_fit(objective, *a, **k))
+    def spy(objective, *args, **kwargs):
+        calls.append(type(objective).__name__)
+        return real_fit(objective, *args, **kwargs)
+
+    monkeypatch.setattr(benchmark_module, "fit", spy)
+    monkeypatch.setattr(tagger_training, "fit", spy)  # the unsupervised phase trains through it
     # 1,000 labels need 100 per class: give the tiny dataset's labels as the budget instead.
     monkeypatch.setattr(benchmark_module, "labelled_subset", lambda labels, budget, seed: None if budget == "50000" else torch.arange(0, 120, 4))
     first, _ = bench.run(Cell("tagger", "texture-mnist1", "50000", 0))

@@ -50,7 +50,7 @@ def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one(training_s
     assert len(killed.metrics_path.read_text().splitlines()) == 1
     stale = killed.path / ".checkpoint.pt.abc123.tmp"  # as left by a kill during a save
     stale.write_bytes(b"half a checkpoint")
-    history = train_tagger(killed, config, torch.device("cpu"), resume=True, progress=False)
+    _, history = train_tagger(killed, config, torch.device("cpu"), resume=True, progress=False)
 
     assert [row["epoch"] for row in history] == [1, 2]
     a = torch.load(straight.checkpoint_path, weights_only=False)["model"]
