@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from tagdata.errors import UserError
-from tagmodels.presets import PRESETS
+from tagmodels.tagger.presets import PRESETS
 
 # torch-importing modules are imported inside the commands, so that `tagtool --help` and
 # the dataset commands start quickly.
@@ -91,7 +91,7 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
 
     from tagmodels.data import load_split
     from tagmodels.device import resolve_device
-    from tagmodels.evaluation import evaluate_grouping
+    from tagmodels.tagger.evaluation import evaluate_grouping
     from tagmodels.paper import SHAPES_TRAINING_HOURS, table_1a_beside
     from tagmodels.runs import RunDir, provenance, write_json
     from tagmodels.tagger_training import load_tagger
@@ -163,7 +163,7 @@ def visualize(run_dir, data_path, png_out, split, count, iterations, groups, rem
     from tagmodels.device import resolve_device
     from tagmodels.runs import RunDir
     from tagmodels.tagger_training import load_tagger
-    from tagmodels.visualize import tagger_figure
+    from tagmodels.tagger.visualize import tagger_figure
 
     dev = resolve_device(device)
     model, config = load_tagger(RunDir(run_dir), dev)

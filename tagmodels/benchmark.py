@@ -37,8 +37,8 @@ from tagmodels.label_budget import labelled_subset
 from tagmodels.permutation import permute_split, pixel_permutation
 from tagmodels.runs import RunDir, provenance, read_json, write_json
 from tagmodels.table import write_table
-from tagmodels.tagger import Tagger
-from tagmodels.tagger_classifier import TaggerClassifier
+from tagmodels.tagger.model import Tagger
+from tagmodels.tagger.classifier import TaggerClassifier
 from tagmodels.tagger_training import new_run_config, train_tagger
 from tagmodels.training import Schedule, fit, training_seconds
 

@@ -36,7 +36,7 @@ class Scale:
     splits: dict[str, int] | None  # train/valid/test sizes; None = the dataset spec's own
     valid_examples: int  # validation examples scored after every epoch
     methods: dict[str, dict[str, dict[str, Any]]]  # method -> "50000"/"1000" -> settings
-    tagger_preset: str  # the unsupervised phase: a tagmodels.presets name ...
+    tagger_preset: str  # the unsupervised phase: a tagmodels.tagger.presets name ...
     tagger_overrides: dict[str, Any] = field(default_factory=dict)  # ... with these fields replaced
     note: str = ""
 

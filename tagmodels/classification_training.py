@@ -19,7 +19,7 @@ import torch
 
 from tagmodels.classifiers import Classifier
 from tagmodels.data import SplitTensors
-from tagmodels.evaluation import seeded
+from tagmodels.tagger.evaluation import seeded
 from tagmodels.metrics import mixture_targets, top1_error, top2_error
 
 EVAL_SEED = 0

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from tagmodels.classifiers import N_CLASSES, mixture_cross_entropy
-from tagmodels.ladder import Ladder
+from tagmodels.tagger.ladder import Ladder
 
 NOISE_STD = 0.3
 DENOISING_WEIGHTS = (1000.0, 10.0, 0.1, 0.1, 0.1, 0.1, 0.1)

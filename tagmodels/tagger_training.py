@@ -15,10 +15,10 @@ import torch
 
 from tagdata.errors import UserError
 from tagmodels.data import SplitTensors, input_kind, load_split
-from tagmodels.evaluation import evaluate_grouping
-from tagmodels.presets import Preset, get_preset
+from tagmodels.tagger.evaluation import evaluate_grouping
+from tagmodels.tagger.presets import Preset, get_preset
 from tagmodels.runs import RunDir, provenance
-from tagmodels.tagger import Tagger, TaggerConfig
+from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.training import Schedule, fit
 
 VALIDATION_SEED = 1234  # fixed initial m and corruption for the per-epoch validation

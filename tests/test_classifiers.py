@@ -15,8 +15,8 @@ from tagmodels.fc_ladder import DENOISING_WEIGHTS, FCLadder
 from tagmodels.label_budget import labelled_subset
 from tagmodels.metrics import mixture_targets
 from tagmodels.permutation import permute_split, pixel_permutation
-from tagmodels.tagger import Tagger, TaggerConfig
-from tagmodels.tagger_classifier import HEAD_UNITS, TaggerClassifier, group_log_prediction
+from tagmodels.tagger.model import Tagger, TaggerConfig
+from tagmodels.tagger.classifier import HEAD_UNITS, TaggerClassifier, group_log_prediction
 
 N = 144  # 12x12 images keep every model tiny (and still fit Model C)
 

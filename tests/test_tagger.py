@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tagmodels import tag
-from tagmodels.tagger import Tagger, TaggerConfig
+from tagmodels.tagger import tag
+from tagmodels.tagger.model import Tagger, TaggerConfig
 
 KINDS = ["binary", "continuous"]
 

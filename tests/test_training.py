@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import tagdata
 from cli.main import tagtool
 from tagmodels.data import load_split
-from tagmodels.evaluation import evaluate_grouping
+from tagmodels.tagger.evaluation import evaluate_grouping
 from tagmodels.runs import RunDir
 from tagmodels.tagger_training import load_tagger, new_run_config, train_tagger
 

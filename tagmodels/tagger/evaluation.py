@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from tagmodels.metrics import grouping_scores
-from tagmodels.tagger import Tagger
+from tagmodels.tagger.model import Tagger
 
 
 @contextmanager

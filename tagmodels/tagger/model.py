@@ -14,8 +14,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from tagmodels import tag
-from tagmodels.ladder import Ladder
+from tagmodels.tagger import tag
+from tagmodels.tagger.ladder import Ladder
 from tagmodels.layers import Norm, UnitAffine, make_norm, scaled_linear
 
 ZInput = Literal["probability", "logit"]

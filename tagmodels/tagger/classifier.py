@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from tagmodels.classifiers import N_CLASSES, mixture_cross_entropy
-from tagmodels.tagger import Tagger
+from tagmodels.tagger.model import Tagger
 
 HEAD_UNITS = N_CLASSES + 1  # 10 digits + "no class"
 FRESH_WIDTHS = (500, 250)

@@ -13,8 +13,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from tagdata.render import colour_soft, grey_to_rgb, side_by_side, upscale
-from tagmodels.evaluation import seeded
-from tagmodels.tagger import Tagger
+from tagmodels.tagger.evaluation import seeded
+from tagmodels.tagger.model import Tagger
 
 CELL_PIXELS = 80  # each image is enlarged to about this size
 LABEL_HEIGHT = 12
