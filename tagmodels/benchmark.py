@@ -30,9 +30,9 @@ import tagdata
 from tagdata.errors import UserError
 from tagmodels.benchmark_settings import Scale
 from tagmodels.classification_training import ClassificationObjective, classification_error
-from tagmodels.classifiers import FCMLP, ModelC
+from tagmodels.baselines.classifiers import FCMLP, ModelC
 from tagmodels.data import SplitTensors, load_split
-from tagmodels.fc_ladder import FCLadder
+from tagmodels.baselines.fc_ladder import FCLadder
 from tagmodels.label_budget import labelled_subset
 from tagmodels.permutation import permute_split, pixel_permutation
 from tagmodels.runs import RunDir, provenance, read_json, write_json

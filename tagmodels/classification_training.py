@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tagmodels.classifiers import Classifier
+from tagmodels.baselines.classifiers import Classifier
 from tagmodels.data import SplitTensors
 from tagmodels.tagger.evaluation import seeded
 from tagmodels.metrics import mixture_targets, top1_error, top2_error

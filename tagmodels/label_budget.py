@@ -12,7 +12,7 @@ import torch
 
 from tagdata.errors import UserError
 from tagmodels.benchmark_settings import BUDGETS
-from tagmodels.classifiers import N_CLASSES
+from tagmodels.baselines.classifiers import N_CLASSES
 
 SEMI_SUPERVISED_LABELS = 1000
 

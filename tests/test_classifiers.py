@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from tagmodels.classification_training import ClassificationObjective, classification_error, example_errors
-from tagmodels.classifiers import FCMLP, ModelC, mixture_cross_entropy
+from tagmodels.baselines.classifiers import FCMLP, ModelC, mixture_cross_entropy
 from tagmodels.data import SplitTensors
-from tagmodels.fc_ladder import DENOISING_WEIGHTS, FCLadder
+from tagmodels.baselines.fc_ladder import DENOISING_WEIGHTS, FCLadder
 from tagmodels.label_budget import labelled_subset
 from tagmodels.metrics import mixture_targets
 from tagmodels.permutation import permute_split, pixel_permutation

@@ -22,7 +22,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from tagmodels.classifiers import N_CLASSES, mixture_cross_entropy
+from tagmodels.baselines.classifiers import N_CLASSES, mixture_cross_entropy
 from tagmodels.tagger.model import Tagger
 
 HEAD_UNITS = N_CLASSES + 1  # 10 digits + "no class"

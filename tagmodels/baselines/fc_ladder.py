@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from tagmodels.classifiers import N_CLASSES, mixture_cross_entropy
+from tagmodels.baselines.classifiers import N_CLASSES, mixture_cross_entropy
 from tagmodels.tagger.ladder import Ladder
 
 NOISE_STD = 0.3

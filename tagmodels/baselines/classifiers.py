@@ -1,6 +1,6 @@
 """The purely supervised baselines of the paper's Table 2: FC MLP and the Model-C ConvNet.
 
-Every classifier of the benchmark (these two, :mod:`tagmodels.fc_ladder` and
+Every classifier of the benchmark (these two, :mod:`tagmodels.baselines.fc_ladder` and
 :mod:`tagmodels.tagger.classifier`) offers the same two methods, so that one objective and
 one evaluation routine serve all four:
 
