@@ -46,8 +46,8 @@ def _existing_file(path: str) -> str:
 def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, seed, device, resume, overwrite, quiet):
     """Train a model; writes config.json, metrics.jsonl and a checkpoint per epoch to --out."""
     from tagmodels.device import resolve_device
-    from tagmodels.runs import RunDir, write_json
-    from tagmodels.tagger_training import new_run_config, train_tagger
+    from tagmodels.training.runs import RunDir, write_json
+    from tagmodels.training.grouping import new_run_config, train_tagger
 
     run = RunDir(out_dir)
     dev = resolve_device(device)
@@ -89,13 +89,13 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
     """Per-iteration AMI, ARI and denoising cost of a trained Tagger (the paper's Table 1a)."""
     import time
 
-    from tagmodels.data import load_split
+    from tagmodels.training.data import load_split
     from tagmodels.device import resolve_device
     from tagmodels.tagger.evaluation import evaluate_grouping
     from tagmodels.paper import SHAPES_TRAINING_HOURS, table_1a_beside
-    from tagmodels.runs import RunDir, provenance, write_json
-    from tagmodels.tagger_training import load_tagger
-    from tagmodels.training import training_seconds
+    from tagmodels.training.runs import RunDir, provenance, write_json
+    from tagmodels.training.grouping import load_tagger
+    from tagmodels.training.loop import training_seconds
 
     dev = resolve_device(device)
     model, config = load_tagger(RunDir(run_dir), dev)
@@ -159,10 +159,10 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
 def visualize(run_dir, data_path, png_out, split, count, iterations, groups, remove_group, seed, device):
     """Draw input, reconstruction and every group's m and z per iteration (paper, Figs. 4-5)."""
     from tagdata.render import save_png
-    from tagmodels.data import load_split
+    from tagmodels.training.data import load_split
     from tagmodels.device import resolve_device
-    from tagmodels.runs import RunDir
-    from tagmodels.tagger_training import load_tagger
+    from tagmodels.training.runs import RunDir
+    from tagmodels.training.grouping import load_tagger
     from tagmodels.tagger.visualize import tagger_figure
 
     dev = resolve_device(device)
@@ -193,7 +193,7 @@ def bench_train(model, preset, device, seconds, json_out):
 
     from tagmodels.bench import bench_tagger
     from tagmodels.device import resolve_device
-    from tagmodels.runs import provenance, write_json
+    from tagmodels.training.runs import provenance, write_json
 
     if seconds <= 0:
         raise UserError(f"--seconds must be positive, got {seconds}")

@@ -16,7 +16,7 @@ from torch import nn
 
 from tagmodels.tagger.presets import get_preset
 from tagmodels.tagger.model import Tagger
-from tagmodels.tagger_training import tagger_config
+from tagmodels.training.grouping import tagger_config
 
 GemmShape = tuple[int, int, int]  # (rows, in, out) of one linear map's forward product
 

@@ -4,7 +4,7 @@ Layout of a benchmark directory (one scale per directory):
 
     benchmark.json                       the scale, so that scales never mix
     data/<dataset>.h5                    made from the MNIST files on first use
-    runs/<cell>/config.json ...          one training run per cell (tagmodels.runs.RunDir)
+    runs/<cell>/config.json ...          one training run per cell (tagmodels.training.runs.RunDir)
     runs/<cell>/result.json              written atomically when the cell is done
     tagger-unsupervised/<dataset>[-permuted]_seed<s>/
                                          Tagger's unsupervised phase, shared by both label
@@ -12,7 +12,7 @@ Layout of a benchmark directory (one scale per directory):
     table.md                             rendered from every result.json (tagmodels.table)
 
 A cell with a result.json is skipped; a cell with a run but no result resumes from its last
-checkpoint (exactly, see tagmodels.training); a run started with other settings is refused
+checkpoint (exactly, see tagmodels.training.loop); a run started with other settings is refused
 rather than silently mixed.
 """
 
@@ -29,18 +29,18 @@ from torch import nn
 import tagdata
 from tagdata.errors import UserError
 from tagmodels.benchmark_settings import Scale
-from tagmodels.classification_training import ClassificationObjective, classification_error
+from tagmodels.training.classification import ClassificationObjective, classification_error
 from tagmodels.baselines.classifiers import FCMLP, ModelC
-from tagmodels.data import SplitTensors, load_split
+from tagmodels.training.data import SplitTensors, load_split
 from tagmodels.baselines.fc_ladder import FCLadder
 from tagmodels.label_budget import labelled_subset
 from tagmodels.permutation import permute_split, pixel_permutation
-from tagmodels.runs import RunDir, provenance, read_json, write_json
+from tagmodels.training.runs import RunDir, provenance, read_json, write_json
 from tagmodels.table import write_table
 from tagmodels.tagger.model import Tagger
 from tagmodels.tagger.classifier import TaggerClassifier
-from tagmodels.tagger_training import new_run_config, train_tagger
-from tagmodels.training import Schedule, fit, training_seconds
+from tagmodels.training.grouping import new_run_config, train_tagger
+from tagmodels.training.loop import Schedule, fit, training_seconds
 
 RESULT = "result.json"
 META = "benchmark.json"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from tagmodels.data import SplitTensors
+from tagmodels.training.data import SplitTensors
 
 PERMUTATION_STREAM = 7919  # keeps the permutation independent of the run's other draws
 

@@ -18,7 +18,7 @@ from typing import Any
 from tagmodels.benchmark_settings import BUDGETS, DATASETS, METHODS, Scale
 from tagdata.atomic import atomic_write
 from tagmodels.paper import TABLE_2
-from tagmodels.runs import read_json
+from tagmodels.training.runs import read_json
 
 TABLE = "table.md"
 DATASET_TITLES = {

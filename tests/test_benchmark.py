@@ -14,10 +14,10 @@ import tagdata
 from cli.main import tagtool
 from tagdata.errors import UserError
 from tagmodels import benchmark as benchmark_module
-from tagmodels import tagger_training
+from tagmodels.training import grouping as tagger_training
 from tagmodels.benchmark import Benchmark, Cell, grid
 from tagmodels.benchmark_settings import LADDER_DENOISING_WEIGHTS, Scale, get_scale
-from tagmodels.classification_training import ClassificationObjective
+from tagmodels.training.classification import ClassificationObjective
 from tagmodels.table import render_table
 
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"

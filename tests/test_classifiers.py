@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from tagmodels.classification_training import ClassificationObjective, classification_error, example_errors
+from tagmodels.training.classification import ClassificationObjective, classification_error, example_errors
 from tagmodels.baselines.classifiers import FCMLP, ModelC, mixture_cross_entropy
-from tagmodels.data import SplitTensors
+from tagmodels.training.data import SplitTensors
 from tagmodels.baselines.fc_ladder import DENOISING_WEIGHTS, FCLadder
 from tagmodels.label_budget import labelled_subset
 from tagmodels.metrics import mixture_targets

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 import tagdata
 from cli.main import tagtool
-from tagmodels.data import load_split
+from tagmodels.training.data import load_split
 from tagmodels.tagger.evaluation import evaluate_grouping
-from tagmodels.runs import RunDir
-from tagmodels.tagger_training import load_tagger, new_run_config, train_tagger
+from tagmodels.training.runs import RunDir
+from tagmodels.training.grouping import load_tagger, new_run_config, train_tagger
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,12 @@ from typing import Any
 import torch
 
 from tagdata.errors import UserError
-from tagmodels.data import SplitTensors, input_kind, load_split
+from tagmodels.training.data import SplitTensors, input_kind, load_split
 from tagmodels.tagger.evaluation import evaluate_grouping
 from tagmodels.tagger.presets import Preset, get_preset
-from tagmodels.runs import RunDir, provenance
+from tagmodels.training.runs import RunDir, provenance
 from tagmodels.tagger.model import Tagger, TaggerConfig
-from tagmodels.training import Schedule, fit
+from tagmodels.training.loop import Schedule, fit
 
 VALIDATION_SEED = 1234  # fixed initial m and corruption for the per-epoch validation
 

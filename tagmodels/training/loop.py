@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
-from tagmodels.runs import RunDir
+from tagmodels.training.runs import RunDir
 
 
 class Objective(Protocol):

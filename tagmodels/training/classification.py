@@ -1,6 +1,6 @@
 """One objective and one evaluation routine for every classifier of Table 2.
 
-The objective hands :func:`tagmodels.training.fit` the cost of a batch. With every label,
+The objective hands :func:`tagmodels.training.loop.fit` the cost of a batch. With every label,
 a batch is labelled. With 1,000 labels, models that learn from unlabelled data (FC Ladder,
 Tagger) step through all training images as the unlabelled stream and get, per step, a
 labelled batch of the same size drawn from the 1,000 with the loop's generator (so resumed
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from tagmodels.baselines.classifiers import Classifier
-from tagmodels.data import SplitTensors
+from tagmodels.training.data import SplitTensors
 from tagmodels.tagger.evaluation import seeded
 from tagmodels.metrics import mixture_targets, top1_error, top2_error
 
