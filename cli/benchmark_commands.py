@@ -6,7 +6,7 @@ import time
 
 import click
 
-from tagmodels.benchmark_settings import BUDGETS, DATASETS, METHODS, SCALES
+from tagmodels.benchmark.settings import BUDGETS, DATASETS, METHODS, SCALES
 
 
 def _expand(value: str, names: tuple[str, ...]) -> list[str]:
@@ -35,8 +35,8 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute_pixels, device, quiet):
     """Run the grid of Table 2; skips finished cells, resumes half-finished ones, writes DIR/table.md."""
-    from tagmodels.benchmark import Benchmark, grid
-    from tagmodels.benchmark_settings import get_scale
+    from tagmodels.benchmark.grid import Benchmark, grid
+    from tagmodels.benchmark.settings import get_scale
     from tagmodels.device import resolve_device
 
     cells = grid(_expand(method, METHODS), _expand(dataset, DATASETS), _expand(labels, BUDGETS), seeds, permute_pixels)

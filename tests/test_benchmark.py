@@ -13,12 +13,12 @@ from click.testing import CliRunner
 import tagdata
 from cli.main import tagtool
 from tagdata.errors import UserError
-from tagmodels import benchmark as benchmark_module
+from tagmodels.benchmark import grid as benchmark_module
 from tagmodels.training import grouping as tagger_training
-from tagmodels.benchmark import Benchmark, Cell, grid
-from tagmodels.benchmark_settings import LADDER_DENOISING_WEIGHTS, Scale, get_scale
+from tagmodels.benchmark.grid import Benchmark, Cell, grid
+from tagmodels.benchmark.settings import LADDER_DENOISING_WEIGHTS, Scale, get_scale
 from tagmodels.training.classification import ClassificationObjective
-from tagmodels.table import render_table
+from tagmodels.benchmark.table import render_table
 
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 SPLITS = {"train": 120, "valid": 20, "test": 40}

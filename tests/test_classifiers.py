@@ -12,9 +12,9 @@ from tagmodels.training.classification import ClassificationObjective, classific
 from tagmodels.baselines.classifiers import FCMLP, ModelC, mixture_cross_entropy
 from tagmodels.training.data import SplitTensors
 from tagmodels.baselines.fc_ladder import DENOISING_WEIGHTS, FCLadder
-from tagmodels.label_budget import labelled_subset
+from tagmodels.benchmark.label_budget import labelled_subset
 from tagmodels.metrics import mixture_targets
-from tagmodels.permutation import permute_split, pixel_permutation
+from tagmodels.benchmark.permutation import permute_split, pixel_permutation
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.tagger.classifier import HEAD_UNITS, TaggerClassifier, group_log_prediction
 

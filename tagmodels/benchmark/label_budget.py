@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from tagdata.errors import UserError
-from tagmodels.benchmark_settings import BUDGETS
+from tagmodels.benchmark.settings import BUDGETS
 from tagmodels.baselines.classifiers import N_CLASSES
 
 SEMI_SUPERVISED_LABELS = 1000

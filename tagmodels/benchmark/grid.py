@@ -9,7 +9,7 @@ Layout of a benchmark directory (one scale per directory):
     tagger-unsupervised/<dataset>[-permuted]_seed<s>/
                                          Tagger's unsupervised phase, shared by both label
                                          budgets (it uses no labels)
-    table.md                             rendered from every result.json (tagmodels.table)
+    table.md                             rendered from every result.json (tagmodels.benchmark.table)
 
 A cell with a result.json is skipped; a cell with a run but no result resumes from its last
 checkpoint (exactly, see tagmodels.training.loop); a run started with other settings is refused
@@ -28,15 +28,15 @@ from torch import nn
 
 import tagdata
 from tagdata.errors import UserError
-from tagmodels.benchmark_settings import Scale
+from tagmodels.benchmark.settings import Scale
 from tagmodels.training.classification import ClassificationObjective, classification_error
 from tagmodels.baselines.classifiers import FCMLP, ModelC
 from tagmodels.training.data import SplitTensors, load_split
 from tagmodels.baselines.fc_ladder import FCLadder
-from tagmodels.label_budget import labelled_subset
-from tagmodels.permutation import permute_split, pixel_permutation
+from tagmodels.benchmark.label_budget import labelled_subset
+from tagmodels.benchmark.permutation import permute_split, pixel_permutation
 from tagmodels.training.runs import RunDir, provenance, read_json, write_json
-from tagmodels.table import write_table
+from tagmodels.benchmark.table import write_table
 from tagmodels.tagger.model import Tagger
 from tagmodels.tagger.classifier import TaggerClassifier
 from tagmodels.training.grouping import new_run_config, train_tagger

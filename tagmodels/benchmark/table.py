@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from tagmodels.benchmark_settings import BUDGETS, DATASETS, METHODS, Scale
+from tagmodels.benchmark.settings import BUDGETS, DATASETS, METHODS, Scale
 from tagdata.atomic import atomic_write
 from tagmodels.paper import TABLE_2
 from tagmodels.training.runs import read_json

@@ -101,7 +101,7 @@ QUICK = Scale(
     tagger_overrides={"widths": [200, 100, 50], "epochs": 8, "valid_examples": 200},
     note=(
         "smoke check only, NOT comparable with the paper: 5,000 training / 1,000 test examples, "
-        "a few epochs, layers 6 to 15 times narrower (tagmodels/benchmark_settings.py)"
+        "a few epochs, layers 6 to 15 times narrower (tagmodels/benchmark/settings.py)"
     ),
 )
 
