@@ -1,4 +1,4 @@
-"""`tagtool` commands for datasets: make-dataset, show-dataset, bench-data."""
+"""`tagtool` commands for datasets: make-dataset, show-dataset, speed-data."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tagdata import render
-from tagdata.bench import DEFAULT_DATASETS, run_bench
+from tagdata.speed import DEFAULT_DATASETS, measure_generation_speed
 from tagdata.build import make_dataset
 from tagdata.errors import UserError
 from tagdata.idx import download_mnist
@@ -127,20 +127,20 @@ def show_dataset_command(file: Path, split: str, count: int, columns: int, out: 
     click.echo(f"drew {len(cells)} {split} examples to {out}")
 
 
-@click.command("bench-data")
+@click.command("speed-data")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file to write.")
 @click.option("--mnist-dir", type=click.Path(file_okay=False, path_type=Path),
               help="MNIST IDX directory (default: $TAGDATA_MNIST_DIR).")
 @click.option("--dataset", "datasets", multiple=True, metavar="NAME",
               help="Dataset to measure (repeatable; default: all built-in ones).")
-def bench_data_command(out: Path | None, mnist_dir: Path | None, datasets: tuple[str, ...]) -> None:
+def speed_data_command(out: Path | None, mnist_dir: Path | None, datasets: tuple[str, ...]) -> None:
     """Time full-size generation (file writing included) and peak memory per dataset."""
     if out is not None and not out.parent.is_dir():
         raise UserError(f"output directory {out.parent} does not exist")
-    command = ["tagtool", "bench-data"] + [f"--dataset={d}" for d in datasets]
+    command = ["tagtool", "speed-data"] + [f"--dataset={d}" for d in datasets]
     command += [f"--mnist-dir={mnist_dir}"] if mnist_dir else []
     command += [f"--out={out}"] if out else []
-    report = run_bench(datasets or DEFAULT_DATASETS, str(mnist_dir) if mnist_dir else None,
+    report = measure_generation_speed(datasets or DEFAULT_DATASETS, str(mnist_dir) if mnist_dir else None,
                        shlex.join(command))
     for name, result in report["datasets"].items():
         met = "all targets met" if all(result["targets_met"].values()) else "TARGET MISSED"
@@ -154,4 +154,4 @@ def bench_data_command(out: Path | None, mnist_dir: Path | None, datasets: tuple
         click.echo(f"wrote {out}")
 
 
-COMMANDS: list[click.Command] = [make_dataset_command, show_dataset_command, bench_data_command]
+COMMANDS: list[click.Command] = [make_dataset_command, show_dataset_command, speed_data_command]

@@ -1,4 +1,4 @@
-"""`tagtool` commands for models: train, evaluate, visualize, bench-train."""
+"""`tagtool` commands for models: train, evaluate, visualize, speed-train."""
 
 from __future__ import annotations
 
@@ -180,18 +180,18 @@ def visualize(run_dir, data_path, png_out, split, count, iterations, groups, rem
     click.echo(f"wrote {png_out}: {len(data)} examples x {iterations} iterations, K={groups}")
 
 
-@click.command("bench-train")
+@click.command("speed-train")
 @click.option("--model", type=click.Choice(["tagger"]), default="tagger", show_default=True)
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-paper", show_default=True)
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="time spent measuring the step")
 @click.option("--out", "json_out", type=click.Path(dir_okay=False), help="write the JSON here too")
-def bench_train(model, preset, device, seconds, json_out):
+def speed_train(model, preset, device, seconds, json_out):
     """Training samples per second beside the bound this device's matrix multiply allows."""
     import json
     import time
 
-    from tagmodels.bench import bench_tagger
+    from tagmodels.speed.training import measure_training_speed
     from tagmodels.device import resolve_device
     from tagmodels.training.runs import provenance, write_json
 
@@ -199,7 +199,7 @@ def bench_train(model, preset, device, seconds, json_out):
         raise UserError(f"--seconds must be positive, got {seconds}")
     dev = resolve_device(device)
     started = time.perf_counter()
-    result = bench_tagger(preset, dev, seconds=seconds)
+    result = measure_training_speed(preset, dev, seconds=seconds)
     result["wall_seconds"] = round(time.perf_counter() - started, 3)
     result.update(provenance(dev, seed=0))
     click.echo(json.dumps(result, indent=2))
@@ -207,4 +207,4 @@ def bench_train(model, preset, device, seconds, json_out):
         write_json(Path(json_out), result)
 
 
-COMMANDS: list[click.Command] = [train, evaluate, visualize, bench_train]
+COMMANDS: list[click.Command] = [train, evaluate, visualize, speed_train]

@@ -1,4 +1,4 @@
-"""`tagtool make-dataset`, `show-dataset` and `bench-data` end to end, bad inputs included."""
+"""`tagtool make-dataset`, `show-dataset` and `speed-data` end to end, bad inputs included."""
 
 from __future__ import annotations
 
@@ -160,17 +160,17 @@ def test_bad_inputs_give_one_line_and_no_file(tmp_path, bad_spec, broken_mnist, 
     (tmp_path / "junk.h5").write_bytes(b"junk")
     assert_one_line_error(run("show-dataset", tmp_path / "junk.h5"), "not a readable HDF5 file")
     assert_one_line_error(run("show-dataset", out, "--out", tmp_path / "no" / "a.png"), "output directory")
-    assert_one_line_error(run("bench-data", "--dataset", "texture-mnist1"), "pass --mnist-dir DIR")
+    assert_one_line_error(run("speed-data", "--dataset", "texture-mnist1"), "pass --mnist-dir DIR")
 
 
-def test_bench_data_small(tmp_path):
+def test_speed_data_small(tmp_path):
     spec_path = tmp_path / "tiny-shapes.toml"
     spec_path.write_text(spec_to_toml(with_overrides(resolve_spec("shapes"), train=30, valid=5, test=5, single=5)))
     out = tmp_path / "bench.json"
-    result = run("bench-data", "--dataset", spec_path, "--out", out)
+    result = run("speed-data", "--dataset", spec_path, "--out", out)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    assert report["command"].startswith("tagtool bench-data --dataset=")
+    assert report["command"].startswith("tagtool speed-data --dataset=")
     assert {"version", "commit", "machine", "peak_memory", "datasets"} <= set(report)
     entry = report["datasets"][str(spec_path)]
     assert entry["examples"] == 45 and entry["seconds"] > 0 and entry["peak_rss_bytes"] > 10 * 2**20

@@ -168,9 +168,9 @@ def test_cli_trains_continuous_tagger_on_texture_mnist(texture_file, tmp_path):
     assert len(rows) == 5 and all(-1 <= row["ami"] <= 1 for row in rows)
 
 
-def test_bench_train_reports_speed_beside_the_matmul_bound(tmp_path):
+def test_speed_train_reports_speed_beside_the_matmul_bound(tmp_path):
     out = tmp_path / "bench.json"
-    result = invoke("bench-train", "--preset", "shapes-small", "--seconds", "0.5", "--device", "cpu", "--out", str(out))
+    result = invoke("speed-train", "--preset", "shapes-small", "--seconds", "0.5", "--device", "cpu", "--out", str(out))
     assert result.exit_code == 0, result.output
     bench = json.loads(out.read_text())
     assert bench["samples_per_second"] > 0 and bench["matmul_bound_samples_per_second"] > 0

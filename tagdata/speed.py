@@ -1,6 +1,6 @@
-"""``bench-data``: time full-size dataset generation, file writing included.
+"""``speed-data``: time full-size dataset generation, file writing included.
 
-Each dataset is generated in a fresh child process (``python -m tagdata.bench NAME OUT
+Each dataset is generated in a fresh child process (``python -m tagdata.speed NAME OUT
 MNIST_DIR``), so its peak memory is its own: the child reports its peak resident set (the
 whole process: interpreter, libraries, MNIST, buffers) as VmHWM from /proc/self/status,
 because on Linux ``ru_maxrss`` survives exec and would include the parent's memory at
@@ -72,12 +72,12 @@ def measure(name: str, out: Path, mnist_dir: str | None) -> dict:
 def _run_child(name: str, out: Path, mnist_dir: str | None) -> dict:
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "tagdata.bench", name, str(out), mnist_dir or ""],
+        [sys.executable, "-m", "tagdata.speed", name, str(out), mnist_dir or ""],
         capture_output=True, text=True,
     )
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
-        raise UserError(f"bench-data: generating {name} failed: {lines[-1].removeprefix('Error: ')}")
+        raise UserError(f"speed-data: generating {name} failed: {lines[-1].removeprefix('Error: ')}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["process_seconds"] = round(time.perf_counter() - start, 3)
     return result
@@ -93,7 +93,7 @@ def _machine() -> dict:
     }
 
 
-def run_bench(datasets: tuple[str, ...], mnist_dir: str | None, command: str) -> dict:
+def measure_generation_speed(datasets: tuple[str, ...], mnist_dir: str | None, command: str) -> dict:
     """Measure each dataset; returns the JSON-ready report."""
     specs = {name: resolve_spec(name) for name in datasets}
     if any(isinstance(spec, TextureMnistSpec) for spec in specs.values()):

@@ -79,7 +79,7 @@ def gemm_seconds(shapes: list[GemmShape], device: torch.device) -> float:
     return total
 
 
-def bench_tagger(preset_name: str, device: torch.device, seconds: float = 10.0, seed: int = 0) -> dict[str, Any]:
+def measure_training_speed(preset_name: str, device: torch.device, seconds: float = 10.0, seed: int = 0) -> dict[str, Any]:
     """Training samples per second of a preset's Tagger on random data of its input size."""
     preset = get_preset(preset_name)
     kind = "binary" if preset.dataset_kind == "shapes" else "continuous"
