@@ -13,12 +13,12 @@ import numpy as np
 from tqdm import tqdm
 
 from tagdata import render
-from tagdata.speed import DEFAULT_DATASETS, measure_generation_speed
 from tagdata.build import make_dataset
 from tagdata.errors import UserError
 from tagdata.idx import download_mnist
 from tagdata.reader import TagFile, open_dataset
 from tagdata.specs import resolve_spec, with_overrides
+from tagdata.speed import DEFAULT_DATASETS, measure_generation_speed
 
 
 @click.command("make-dataset")

@@ -30,7 +30,7 @@ def tagtool() -> None:
 
 def _register() -> None:
     """Attach the command families; each module owns its commands."""
-    from cli import data_commands, model_commands, benchmark_commands
+    from tagtool_cli import benchmark_commands, data_commands, model_commands
 
     for module in (data_commands, model_commands, benchmark_commands):
         for command in module.COMMANDS:

@@ -28,7 +28,10 @@ def _existing_file(path: str) -> str:
 
 
 @click.command()
-@click.option("--model", type=click.Choice(["tagger"]), default="tagger", show_default=True)
+@click.option(
+    "--model", type=click.Choice(["tagger"]), default="tagger", show_default=True,
+    help="the unsupervised Tagger; the baselines train through `tagtool benchmark`",
+)
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), help="dataset HDF5 file (tagtool make-dataset)")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="run directory")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-small", show_default=True)
@@ -46,8 +49,8 @@ def _existing_file(path: str) -> str:
 def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, seed, device, resume, overwrite, quiet):
     """Train a model; writes config.json, metrics.jsonl and a checkpoint per epoch to --out."""
     from tagmodels.device import resolve_device
-    from tagmodels.training.runs import RunDir, write_json
     from tagmodels.training.grouping import new_run_config, train_tagger
+    from tagmodels.training.runs import RunDir, write_json
 
     run = RunDir(out_dir)
     dev = resolve_device(device)
@@ -89,13 +92,13 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
     """Per-iteration AMI, ARI and denoising cost of a trained Tagger (the paper's Table 1a)."""
     import time
 
-    from tagmodels.training.data import load_split
     from tagmodels.device import resolve_device
-    from tagmodels.tagger.evaluation import evaluate_grouping
     from tagmodels.paper import SHAPES_TRAINING_HOURS, table_1a_beside
-    from tagmodels.training.runs import RunDir, provenance, write_json
+    from tagmodels.tagger.evaluation import evaluate_grouping
+    from tagmodels.training.data import load_split
     from tagmodels.training.grouping import load_tagger
     from tagmodels.training.loop import training_seconds
+    from tagmodels.training.runs import RunDir, provenance, write_json
 
     dev = resolve_device(device)
     model, config = load_tagger(RunDir(run_dir), dev)
@@ -159,11 +162,11 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
 def visualize(run_dir, data_path, png_out, split, count, iterations, groups, remove_group, seed, device):
     """Draw input, reconstruction and every group's m and z per iteration (paper, Figs. 4-5)."""
     from tagdata.render import save_png
-    from tagmodels.training.data import load_split
     from tagmodels.device import resolve_device
-    from tagmodels.training.runs import RunDir
-    from tagmodels.training.grouping import load_tagger
     from tagmodels.tagger.visualize import tagger_figure
+    from tagmodels.training.data import load_split
+    from tagmodels.training.grouping import load_tagger
+    from tagmodels.training.runs import RunDir
 
     dev = resolve_device(device)
     model, config = load_tagger(RunDir(run_dir), dev)
@@ -181,7 +184,10 @@ def visualize(run_dir, data_path, png_out, split, count, iterations, groups, rem
 
 
 @click.command("speed-train")
-@click.option("--model", type=click.Choice(["tagger"]), default="tagger", show_default=True)
+@click.option(
+    "--model", type=click.Choice(["tagger"]), default="tagger", show_default=True,
+    help="the unsupervised Tagger; the baselines train through `tagtool benchmark`",
+)
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-paper", show_default=True)
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="time spent measuring the step")
@@ -191,8 +197,8 @@ def speed_train(model, preset, device, seconds, json_out):
     import json
     import time
 
-    from tagmodels.speed.training import measure_training_speed
     from tagmodels.device import resolve_device
+    from tagmodels.speed.training import measure_training_speed
     from tagmodels.training.runs import provenance, write_json
 
     if seconds <= 0:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 from tagdata import idx, shapes, texture_mnist
-from tagdata.layout import FORMAT, FORMAT_VERSION, SplitSource
 from tagdata.errors import UserError
+from tagdata.layout import FORMAT, FORMAT_VERSION, SplitSource
 from tagdata.specs import ShapesSpec, Spec, TextureMnistSpec, spec_to_toml
 from tagdata.version import __version__
 from tagdata.writer import check_output, write_file

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from tagdata import make_dataset
-from tagdata.specs import resolve_spec, spec_from_dict, spec_to_dict, spec_to_toml, with_overrides
+from tagdata.specs import (
+    resolve_spec,
+    spec_from_dict,
+    spec_to_dict,
+    spec_to_toml,
+    with_overrides,
+)
 
 # CI clones the project with shared/ beside it.
 REAL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"

@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from tagtool_cli.main import tagtool
 
 import tagdata
-from cli.main import tagtool
+import tagmodels
 from tagdata.errors import UserError
 from tagmodels.benchmark import grid as benchmark_module
-from tagmodels.training import grouping as tagger_training
 from tagmodels.benchmark.grid import Benchmark, Cell, grid
 from tagmodels.benchmark.settings import LADDER_DENOISING_WEIGHTS, Scale, get_scale
-from tagmodels.training.classification import ClassificationObjective
 from tagmodels.benchmark.table import render_table
+from tagmodels.training import grouping as tagger_training
+from tagmodels.training.classification import ClassificationObjective
 
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 SPLITS = {"train": 120, "valid": 20, "test": 40}
@@ -88,6 +89,12 @@ def test_one_cell_per_method_end_to_end(tmp_path, data_dir, method, dataset):
     if method == "tagger":
         phase = result["unsupervised_phase"]
         assert phase["epochs"] == 1 and Path(phase["run"]).is_dir()
+    # The cell's run loads back through the public API and predicts as the cell scored.
+    loaded = tagmodels.load_run(out / "runs" / f"{method}_{dataset}_50000_seed0", device="cpu")
+    assert not loaded.model.training and len(loaded.history) == 1
+    test = bench.splits(dataset).test
+    torch.manual_seed(0)
+    assert loaded.model.predict(test.x).shape == (len(test), 10)
 
 
 def test_datasets_are_made_from_mnist_when_missing(tmp_path):

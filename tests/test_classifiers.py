@@ -8,15 +8,23 @@ import numpy as np
 import pytest
 import torch
 
-from tagmodels.training.classification import ClassificationObjective, classification_error, example_errors
 from tagmodels.baselines.classifiers import FCMLP, ModelC, mixture_cross_entropy
-from tagmodels.training.data import SplitTensors
 from tagmodels.baselines.fc_ladder import DENOISING_WEIGHTS, FCLadder
 from tagmodels.benchmark.label_budget import labelled_subset
-from tagmodels.metrics import mixture_targets
 from tagmodels.benchmark.permutation import permute_split, pixel_permutation
+from tagmodels.metrics import mixture_targets
+from tagmodels.tagger.classifier import (
+    HEAD_UNITS,
+    TaggerClassifier,
+    group_log_prediction,
+)
 from tagmodels.tagger.model import Tagger, TaggerConfig
-from tagmodels.tagger.classifier import HEAD_UNITS, TaggerClassifier, group_log_prediction
+from tagmodels.training.classification import (
+    ClassificationObjective,
+    classification_error,
+    example_errors,
+)
+from tagmodels.training.data import SplitTensors
 
 N = 144  # 12x12 images keep every model tiny (and still fit Model C)
 

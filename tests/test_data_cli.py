@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from tagtool_cli.main import tagtool
 
-from cli.main import tagtool
 from tagdata import open_dataset
 from tagdata.idx import MNIST_ENV
 from tagdata.specs import resolve_spec, spec_to_toml, with_overrides

@@ -8,8 +8,16 @@ import pytest
 
 from tagdata import UserError
 from tagdata.specs import (
-    ShapesSpec, TextureMnistSpec, builtin_names, load_spec, parse_spec, resolve_spec,
-    spec_from_dict, spec_to_dict, spec_to_toml, with_overrides,
+    ShapesSpec,
+    TextureMnistSpec,
+    builtin_names,
+    load_spec,
+    parse_spec,
+    resolve_spec,
+    spec_from_dict,
+    spec_to_dict,
+    spec_to_toml,
+    with_overrides,
 )
 
 FREQUENCIES = [(a, b + row) for row, a in enumerate([4, 10, 21, 32, 37]) for b in [0, 4, 8, 12]]

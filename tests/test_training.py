@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from tagtool_cli.main import tagtool
 
 import tagdata
-from cli.main import tagtool
-from tagmodels.training.data import load_split
 from tagmodels.tagger.evaluation import evaluate_grouping
-from tagmodels.training.runs import RunDir
+from tagmodels.training.data import load_split
 from tagmodels.training.grouping import load_tagger, new_run_config, train_tagger
+from tagmodels.training.runs import RunDir
 
 
 @pytest.fixture(scope="module")

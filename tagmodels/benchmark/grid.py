@@ -28,19 +28,21 @@ from torch import nn
 
 import tagdata
 from tagdata.errors import UserError
-from tagmodels.benchmark.settings import Scale
-from tagmodels.training.classification import ClassificationObjective, classification_error
-from tagmodels.baselines.classifiers import FCMLP, ModelC
-from tagmodels.training.data import SplitTensors, load_split
-from tagmodels.baselines.fc_ladder import FCLadder
+from tagmodels import zoo
 from tagmodels.benchmark.label_budget import labelled_subset
 from tagmodels.benchmark.permutation import permute_split, pixel_permutation
-from tagmodels.training.runs import RunDir, provenance, read_json, write_json
+from tagmodels.benchmark.settings import Scale
 from tagmodels.benchmark.table import write_table
-from tagmodels.tagger.model import Tagger
 from tagmodels.tagger.classifier import TaggerClassifier
+from tagmodels.tagger.model import Tagger, TaggerConfig
+from tagmodels.training.classification import (
+    ClassificationObjective,
+    classification_error,
+)
+from tagmodels.training.data import SplitTensors, load_split
 from tagmodels.training.grouping import new_run_config, train_tagger
 from tagmodels.training.loop import Schedule, fit, training_seconds
+from tagmodels.training.runs import RunDir, provenance, read_json, write_json
 
 RESULT = "result.json"
 META = "benchmark.json"
@@ -89,20 +91,40 @@ class Splits:
 
 def build_classifier(method: str, settings: dict[str, Any], train: SplitTensors, tagger: Tagger | None = None) -> nn.Module:
     """A fresh classifier of ``method`` for images like ``train``'s (Tagger: grown from ``tagger``)."""
-    n_inputs = train.x.shape[1]
-    if method == "fc-mlp":
-        return FCMLP(n_inputs, settings["widths"])
-    if method == "fc-ladder":
-        return FCLadder(n_inputs, settings["widths"], settings["noise_std"], settings["denoising_weights"])
-    if method == "convnet":
-        return ModelC(tuple(train.images.shape[-2:]), tuple(settings["channels"]))
     if method == "tagger":
         assert tagger is not None, "the Tagger classifier grows from a trained Tagger"
         return TaggerClassifier(
             tagger, settings["fresh_widths"], settings["groups"], settings["iterations"],
             settings["noise"], settings["classification_weight"],
         )
+    n_inputs = train.x.shape[1]
+    if method == "fc-mlp":
+        return zoo.create(method, n_inputs=n_inputs, widths=settings["widths"])
+    if method == "fc-ladder":
+        return zoo.create(
+            method, n_inputs=n_inputs, widths=settings["widths"], noise_std=settings["noise_std"],
+            denoising_weights=settings["denoising_weights"],
+        )
+    if method == "convnet":
+        return zoo.create(method, image_size=tuple(train.images.shape[-2:]), channels=tuple(settings["channels"]))
     raise UserError(f"unknown method {method!r}")
+
+
+def unsupervised_run(out: Path, cell: Cell) -> RunDir:
+    """The run of Tagger's unsupervised phase a cell grows from (shared by both label budgets)."""
+    order = "-permuted" if cell.permuted else ""
+    return RunDir(out / "tagger-unsupervised" / f"{cell.dataset}{order}_seed{cell.seed}")
+
+
+def rebuild_cell_model(run: RunDir, config: dict[str, Any]) -> nn.Module:
+    """The untrained classifier of a cell's run directory (``out/runs/<cell>``), for loading."""
+    cell = Cell(**config["cell"])
+    train = load_split(config["data"], "train", limit=1)
+    tagger = None
+    if cell.method == "tagger":
+        phase = unsupervised_run(run.path.parent.parent, cell).config()
+        tagger = Tagger(TaggerConfig.from_dict(phase["tagger"]))
+    return build_classifier(cell.method, config["settings"], train, tagger)
 
 
 class Benchmark:
@@ -239,8 +261,7 @@ class Benchmark:
     def _unsupervised_tagger(self, cell: Cell, splits: Splits) -> tuple[Tagger, dict[str, Any]]:
         """Tagger's unsupervised phase for the cell's (dataset, seed, pixel order): trained
         once, reloaded (or resumed) afterwards."""
-        order = "-permuted" if cell.permuted else ""
-        run = RunDir(self.out / "tagger-unsupervised" / f"{cell.dataset}{order}_seed{cell.seed}")
+        run = unsupervised_run(self.out, cell)
         phase = {**self.scale.tagger_unsupervised(), "permute_pixels": cell.permuted}
         if run.config_path.exists():
             config = run.config()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from tagdata.errors import UserError
-from tagmodels.benchmark.settings import BUDGETS
 from tagmodels.baselines.classifiers import N_CLASSES
+from tagmodels.benchmark.settings import BUDGETS
 
 SEMI_SUPERVISED_LABELS = 1000
 

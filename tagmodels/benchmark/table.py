@@ -15,8 +15,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from tagmodels.benchmark.settings import BUDGETS, DATASETS, METHODS, Scale
 from tagdata.atomic import atomic_write
+from tagmodels.benchmark.settings import BUDGETS, DATASETS, METHODS, Scale
 from tagmodels.paper import TABLE_2
 from tagmodels.training.runs import read_json
 

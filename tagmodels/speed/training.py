@@ -14,8 +14,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from tagmodels.tagger.presets import get_preset
 from tagmodels.tagger.model import Tagger
+from tagmodels.tagger.presets import get_preset
 from tagmodels.training.grouping import tagger_config
 
 GemmShape = tuple[int, int, int]  # (rows, in, out) of one linear map's forward product

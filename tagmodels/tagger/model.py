@@ -14,9 +14,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from tagmodels.layers import Norm, UnitAffine, make_norm, scaled_linear
 from tagmodels.tagger import tag
 from tagmodels.tagger.ladder import Ladder
-from tagmodels.layers import Norm, UnitAffine, make_norm, scaled_linear
 
 ZInput = Literal["probability", "logit"]
 IterationReduction = Literal["sum", "mean"]

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from tagmodels.baselines.classifiers import Classifier
-from tagmodels.training.data import SplitTensors
-from tagmodels.tagger.evaluation import seeded
 from tagmodels.metrics import mixture_targets, top1_error, top2_error
+from tagmodels.tagger.evaluation import seeded
+from tagmodels.training.data import SplitTensors
 
 EVAL_SEED = 0
 

@@ -14,12 +14,12 @@ from typing import Any
 import torch
 
 from tagdata.errors import UserError
-from tagmodels.training.data import SplitTensors, input_kind, load_split
 from tagmodels.tagger.evaluation import evaluate_grouping
-from tagmodels.tagger.presets import Preset, get_preset
-from tagmodels.training.runs import RunDir, provenance
 from tagmodels.tagger.model import Tagger, TaggerConfig
+from tagmodels.tagger.presets import Preset, get_preset
+from tagmodels.training.data import SplitTensors, input_kind, load_split
 from tagmodels.training.loop import Schedule, fit
+from tagmodels.training.runs import RunDir, provenance
 
 VALIDATION_SEED = 1234  # fixed initial m and corruption for the per-epoch validation
 
@@ -119,14 +119,10 @@ def train_tagger(
 
 
 def load_tagger(run: RunDir, device: torch.device) -> tuple[Tagger, dict[str, Any]]:
-    """The trained model of a run (from its last checkpoint) and the run's config."""
-    config = run.config()
-    if config.get("model") != "tagger":
-        raise UserError(f"{run.path} is not a Tagger run (model: {config.get('model')!r})")
-    checkpoint = run.load_checkpoint(device)
-    if checkpoint is None:
-        raise UserError(f"{run.path} has no checkpoint yet: train it for at least one epoch")
-    model = Tagger(TaggerConfig.from_dict(config["tagger"])).to(device)
-    model.load_state_dict(checkpoint["model"])
-    model.eval()
-    return model, config
+    """The trained Tagger of a run (from its last checkpoint, eval mode) and the run's config."""
+    from tagmodels.zoo import load_run
+
+    loaded = load_run(run.path, device)
+    if not isinstance(loaded.model, Tagger):
+        raise UserError(f"{run.path} is not a Tagger run (model: {loaded.config.get('model')!r})")
+    return loaded.model, loaded.config
