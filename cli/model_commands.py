@@ -81,18 +81,24 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), help="dataset (default: the run's own)")
-@click.option("--split", default="test", show_default=True)
+@click.option("--split", default="test", show_default=True, help="split the AMI and ARI are scored on")
+@click.option(
+    "--cost-split", default="valid", show_default=True,
+    help="split the denoising cost is measured on (the paper: the validation set); the AMI split when the file lacks it",
+)
 @click.option("--iterations", type=int, callback=_positive, help="default: the preset's evaluation iterations (5)")
 @click.option("--groups", type=int, callback=_positive, help="default: the training K")
-@click.option("--limit", type=int, callback=_positive, help="evaluate only the first N examples")
+@click.option("--limit", type=int, callback=_positive, help="evaluate only the first N examples (of each split)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial m and the corruption")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the table as JSON here")
-def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device, json_out):
+def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, seed, device, json_out):
     """Per-iteration AMI, ARI and denoising cost of a trained Tagger (the paper's Table 1a)."""
     import time
 
+    import tagdata
     from tagmodels.device import resolve_device
+    from tagmodels.metrics import PAPER_AMI_AVERAGE
     from tagmodels.paper import SHAPES_TRAINING_HOURS, table_1a_beside
     from tagmodels.tagger.evaluation import evaluate_grouping
     from tagmodels.training.data import load_split
@@ -109,10 +115,16 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
     data = load_split(data_path, split, dev, limit)
     if data.x.shape[1] != model.config.n_inputs:
         raise UserError(f"{data_path} has {data.x.shape[1]} pixels per image but the model takes {model.config.n_inputs}")
+    with tagdata.open_dataset(data_path) as file:
+        if cost_split not in file.splits:
+            cost_split = split
+    cost_data = data if cost_split == split else load_split(data_path, cost_split, dev, limit)
     started = time.perf_counter()
-    rows = evaluate_grouping(model, data.x, data.segmentation, groups, iterations, training["batch_size"], seed)
+    rows = evaluate_grouping(
+        model, data.x, data.segmentation, groups, iterations, training["batch_size"], seed, cost_x=cost_data.x
+    )
     seconds = time.perf_counter() - started
-    click.echo(f"{run_dir}  {split} split, {len(data)} examples, K={groups} groups")
+    click.echo(f"{run_dir}  AMI on {split} ({len(data)} examples), cost on {cost_split} ({len(cost_data)}), K={groups} groups")
     click.echo(f"{'iteration':>9} {'AMI':>7} {'ARI':>7} {'cost':>8}")
     for row in rows:
         click.echo(f"{row['iteration']:>9} {row['ami']:7.3f} {row['ari']:7.3f} {row['denoising_cost']:8.4f}")
@@ -124,6 +136,9 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, device,
             "data": str(Path(data_path).resolve()),
             "split": split,
             "examples": len(data),
+            "ami_average_method": PAPER_AMI_AVERAGE,
+            "denoising_cost_split": cost_split,
+            "denoising_cost_examples": len(cost_data),
             "groups": groups,
             "iterations": rows,
             "wall_seconds": round(seconds, 3),

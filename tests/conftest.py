@@ -70,6 +70,23 @@ def real_mnist_dir() -> Path:
     return REAL_MNIST
 
 
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory) -> Path:
+    """Full-size MNIST files: the real ones where present, else synthetic ones of the same
+    shapes (60,000 + 10,000 bar images), so that the built-in specs' ranges apply."""
+    if (REAL_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        return REAL_MNIST
+    directory = tmp_path_factory.mktemp("synthetic-mnist")
+    rng = np.random.default_rng(0)
+    rows = np.arange(28)
+    for which, n in (("train", 60000), ("t10k", 10000)):
+        top, left = rng.integers(3, 12, (2, n, 1, 1))
+        bars = ((rows[:, None] >= top) & (rows[:, None] < top + 14) & (rows >= left) & (rows < left + 6))
+        write_idx(directory / f"{which}-images-idx3-ubyte.gz", bars.astype(np.uint8) * 255, compress=True)
+        write_idx(directory / f"{which}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8), compress=True)
+    return directory
+
+
 def tiny_texture_spec(name: str, train: int = 30, valid: int = 12, test: int = 16, seed: int | None = None):
     """A built-in TextureMNIST spec narrowed to the tiny MNIST files."""
     data = spec_to_dict(resolve_spec(name))

@@ -33,6 +33,7 @@ from tagmodels.benchmark.label_budget import labelled_subset
 from tagmodels.benchmark.permutation import permute_split, pixel_permutation
 from tagmodels.benchmark.settings import Scale
 from tagmodels.benchmark.table import write_table
+from tagmodels.metrics import PAPER_AMI_AVERAGE
 from tagmodels.tagger.classifier import TaggerClassifier
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.training.classification import (
@@ -220,7 +221,9 @@ class Benchmark:
         model = build_classifier(cell.method, settings, splits.train, tagger).to(self.device)
         labelled = labelled_subset(splits.train.labels, cell.labels, cell.seed)
         objective = ClassificationObjective(model, splits.train, labelled, splits.valid, settings["batch_size"])
-        schedule = Schedule(settings["epochs"], settings["lr"], settings["batch_size"], cell.seed)
+        schedule = Schedule(
+            settings["epochs"], settings["lr"], settings["batch_size"], cell.seed, settings.get("lr_decay_from")
+        )
         history = fit(objective, objective.n_train, schedule, run, resume=True, progress=self.progress)
 
         evaluated = time.perf_counter()
@@ -279,6 +282,7 @@ class Benchmark:
             "epochs": len(history),
             "train_seconds": training_seconds(history),
             "final_valid_ami": history[-1]["valid_ami"] if history else None,
+            "ami_average_method": PAPER_AMI_AVERAGE,
         }
         return tagger, summary
 

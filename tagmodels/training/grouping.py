@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from tagdata.errors import UserError
+from tagmodels.metrics import PAPER_AMI_AVERAGE
 from tagmodels.tagger.evaluation import evaluate_grouping
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.tagger.presets import Preset, get_preset
@@ -41,12 +42,12 @@ class GroupingObjective:
         out = self.model(self.x[batch.to(self.x.device)], self.groups, self.iterations, corrupt=True)
         return self.model.training_cost(out)
 
-    def validate(self) -> dict[str, float]:
+    def validate(self) -> dict[str, float | str]:
         last = evaluate_grouping(
             self.model, self.valid.x, self.valid.segmentation, self.groups, self.iterations,
             self.batch_size, VALIDATION_SEED,
         )[-1]
-        return {"valid_cost": last["denoising_cost"], "valid_ami": last["ami"]}
+        return {"valid_cost": last["denoising_cost"], "valid_ami": last["ami"], "ami_average_method": PAPER_AMI_AVERAGE}
 
 
 def tagger_config(preset: Preset, n_inputs: int, kind: str) -> TaggerConfig:

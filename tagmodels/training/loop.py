@@ -34,12 +34,25 @@ class Objective(Protocol):
 
 @dataclass
 class Schedule:
-    """How long and how fast to train."""
+    """How long and how fast to train.
+
+    The learning rate is ``lr`` until epoch ``decay_from`` (zero-based), then falls linearly
+    towards 0 over the remaining epochs (Rasmus et al.'s Ladder schedule: 100 epochs at
+    0.002, then 50 of linear decay); None keeps it constant. It is a function of the epoch
+    alone, so a resumed run follows it exactly.
+    """
 
     epochs: int
     lr: float
     batch_size: int
     seed: int
+    decay_from: int | None = None
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of zero-based ``epoch``."""
+        if self.decay_from is None or epoch < self.decay_from:
+            return self.lr
+        return self.lr * (self.epochs - epoch) / (self.epochs - self.decay_from)
 
 
 def _rng_state(order: torch.Generator) -> dict[str, Any]:
@@ -78,6 +91,8 @@ def fit(
         history = checkpoint["history"]
     for epoch in range(len(history), schedule.epochs):
         model.train()
+        for group in optimizer.param_groups:
+            group["lr"] = schedule.lr_at(epoch)
         started = time.perf_counter()
         batches = torch.randperm(n_train, generator=order).split(schedule.batch_size)
         total = 0.0
@@ -91,7 +106,7 @@ def fit(
             total += cost.item()
             bar.set_postfix(cost=f"{total / step:.4f}")
         train_seconds = time.perf_counter() - started
-        row = {"epoch": epoch + 1, "cost": total / len(batches), **objective.validate()}
+        row = {"epoch": epoch + 1, "lr": schedule.lr_at(epoch), "cost": total / len(batches), **objective.validate()}
         row["seconds"] = round(train_seconds, 3)
         history.append(row)
         run.save_checkpoint(
