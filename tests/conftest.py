@@ -11,6 +11,7 @@ from typing import Callable
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from tagdata import make_dataset
 from tagdata.specs import (
@@ -20,6 +21,11 @@ from tagdata.specs import (
     spec_to_toml,
     with_overrides,
 )
+
+# One thread: the suite's models are tiny, and torch's spinning worker threads make a
+# 2-core machine that is busy with anything else many times slower (results are exact at a
+# fixed thread count either way).
+torch.set_num_threads(1)
 
 # CI clones the project with shared/ beside it.
 REAL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
