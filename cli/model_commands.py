@@ -228,4 +228,47 @@ def speed_train(model, preset, device, seconds, json_out):
         write_json(Path(json_out), result)
 
 
-COMMANDS: list[click.Command] = [train, evaluate, visualize, speed_train]
+@click.command("ablation")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="a Shapes file")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="directory of the three runs")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the three AMI curves here")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-small", show_default=True)
+@click.option("--epochs", type=int, callback=_positive, help="default: the preset's")
+@click.option("--iterations", type=int, default=5, show_default=True, callback=_positive, help="evaluation iterations")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help=DEVICE_HELP)
+def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, device):
+    """Learning check: full TAG against delta z zeroed and L(m) zeroed, AMI per iteration."""
+    from tagmodels.device import resolve_device
+    from tagmodels.training.ablation import run_ablation
+    from tagmodels.training.runs import write_json
+
+    result = run_ablation(
+        _existing_file(data_path), Path(out_dir), preset, seed, resolve_device(device), iterations,
+        log=click.echo, **({"epochs": epochs} if epochs else {}),
+    )
+    if json_out:
+        write_json(Path(json_out), result)
+
+
+@click.command("table1")
+@click.argument("evaluations", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "md_out", type=click.Path(dir_okay=False), help="write the tables as markdown here")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the tables as JSON here")
+def table1(evaluations, md_out, json_out):
+    """Tables 1a and 1b from `evaluate --json` files of several runs (seeds): median, std, n."""
+    from tagmodels.tagger.table1 import aggregate, render
+    from tagmodels.training.runs import write_json
+
+    table = aggregate([Path(p) for p in evaluations])
+    text = render(table)
+    click.echo(text, nl=False)
+    if md_out:
+        from tagdata.atomic import atomic_write
+
+        atomic_write(Path(md_out), lambda tmp: tmp.write_text(text))
+    if json_out:
+        write_json(Path(json_out), table)
+
+
+COMMANDS: list[click.Command] = [train, evaluate, visualize, speed_train, table1, ablation]

@@ -1,4 +1,4 @@
-"""The texture bank and the TextureMNIST generators against REFERENCE.md section 2."""
+"""The texture bank and the TextureMNIST generators against the recipe of the paper's Section 3 ("Textured MNIST")."""
 
 from __future__ import annotations
 

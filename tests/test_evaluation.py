@@ -8,8 +8,12 @@ import numpy as np
 import torch
 
 from tagmodels.metrics import grouping_scores
-from tagmodels.tagger.evaluation import denoising_cost_per_iteration, evaluate_grouping, grouping_per_iteration
 from tagmodels.tagger import tag
+from tagmodels.tagger.evaluation import (
+    denoising_cost_per_iteration,
+    evaluate_grouping,
+    grouping_per_iteration,
+)
 from tagmodels.tagger.model import Tagger, TaggerConfig
 
 

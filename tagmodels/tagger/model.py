@@ -21,6 +21,7 @@ from tagmodels.tagger.ladder import Ladder, TopActivation
 ZInput = Literal["probability", "logit"]
 IterationReduction = Literal["mean", "sum"]
 REMOVED_LOGIT = -1e4  # m logit of a removed group: its softmax weight underflows to 0
+ABLATABLE_INPUTS = ("delta_z", "likelihood")
 
 
 @dataclass
@@ -38,6 +39,7 @@ class TaggerConfig:
     z_input: ZInput = "probability"  # "logit": feed pre-sigmoid z (binary), as the 2016 release
     iteration_reduction: IterationReduction = "mean"  # Section 3.1 averages over iterations; "sum": equation (1)
     top_activation: TopActivation = "softmax"  # the Ladder's top (Rasmus et al.); "relu" an option
+    zeroed_inputs: tuple[str, ...] = ()  # ablations: "delta_z" and/or "likelihood" fed as zeros
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,6 +48,7 @@ class TaggerConfig:
     def from_dict(cls, data: dict) -> "TaggerConfig":
         data = dict(data)
         data["widths"] = tuple(data["widths"])
+        data["zeroed_inputs"] = tuple(data.get("zeroed_inputs", ()))
         return cls(**data)
 
 
@@ -72,6 +75,9 @@ class Tagger(nn.Module):
 
     def __init__(self, config: TaggerConfig) -> None:
         super().__init__()
+        unknown = set(config.zeroed_inputs) - set(ABLATABLE_INPUTS)
+        if unknown:
+            raise ValueError(f"cannot zero {sorted(unknown)}: choose from {', '.join(ABLATABLE_INPUTS)}")
         self.config = config
         n, width = config.n_inputs, config.widths[0]
         self.input_map = scaled_linear(4 * n, width)
@@ -112,6 +118,10 @@ class Tagger(nn.Module):
         delta_z, likelihood = tag.delta_z_and_likelihood(
             cfg.input_kind, x_tilde, z, log_m, cfg.noise, self.variance, cfg.delta_z_form
         )
+        if "delta_z" in cfg.zeroed_inputs:
+            delta_z = torch.zeros_like(delta_z)
+        if "likelihood" in cfg.zeroed_inputs:
+            likelihood = torch.zeros_like(likelihood)
         inputs = torch.cat([z_in, delta_z, log_m.exp(), likelihood], dim=-1).reshape(b * k, 4 * n)
         h0 = torch.relu(self.input_affine(self.input_norm(self.input_map(inputs))))
         out = self.ladder(h0)
