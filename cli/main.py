@@ -6,6 +6,8 @@ one ``Error: ...`` line and exit status 1 instead of a traceback.
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from tagdata.errors import UserError
@@ -41,7 +43,13 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    torch's OpenMP workers spin while they wait by default, which makes a 2-core machine
+    with one other busy process many times slower; the passive wait policy must be set
+    before torch loads, so it is set here (an explicit OMP_WAIT_POLICY wins).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     tagtool(prog_name="tagtool")
 
 

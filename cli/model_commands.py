@@ -8,6 +8,7 @@ import click
 
 from tagdata.errors import UserError
 from tagmodels.tagger.presets import PRESETS
+from tagmodels.training.precision_names import PRECISIONS
 
 # torch-importing modules are imported inside the commands, so that `tagtool --help` and
 # the dataset commands start quickly.
@@ -43,32 +44,47 @@ def _existing_file(path: str) -> str:
 @click.option("--batch-size", type=int, callback=_positive)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--precision", type=click.Choice(["auto", *PRECISIONS]),
+              help="auto (default): bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32; kept on --resume")
+@click.option("--compile/--no-compile", "compile_model", default=None,
+              help="torch.compile the model: ~1 min to start, faster per step (default: no; kept on --resume)")
+@click.option("--threads", default="auto", show_default=True,
+              help="CPU threads: a number, or auto (the cores not busy with other work)")
 @click.option("--resume", is_flag=True, help="continue the run in --out from its last checkpoint")
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, seed, device, resume, overwrite, quiet):
+def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, seed, device,
+          precision, compile_model, threads, resume, overwrite, quiet):
     """Train a model; writes config.json, metrics.jsonl and a checkpoint per epoch to --out."""
     from tagmodels.device import resolve_device
     from tagmodels.training.grouping import new_run_config, train_tagger
+    from tagmodels.training.precision import configure, describe
     from tagmodels.training.runs import RunDir, write_json
 
     run = RunDir(out_dir)
     dev = resolve_device(device)
     if resume:
         config = run.config()
-        if any(v is not None for v in (groups, iterations, norm, lr, batch_size)):
-            raise UserError("--resume continues with the run's own settings; only --epochs and --device may change")
+        if any(v is not None for v in (groups, iterations, norm, lr, batch_size, precision, compile_model)):
+            raise UserError(
+                "--resume continues with the run's own settings; only --epochs, --device and --threads may change"
+            )
+        configure(dev, config["training"]["precision"], threads)
         if epochs is not None:
             config["training"]["epochs"] = epochs
             write_json(run.config_path, config)
     else:
         if data_path is None:
             raise UserError("--data is required for a new run")
+        data_path = _existing_file(data_path)
+        precision = configure(dev, precision, threads)
         config = new_run_config(
-            preset, _existing_file(data_path), seed, dev, epochs=epochs, groups=groups,
+            preset, data_path, seed, dev, precision, bool(compile_model), epochs=epochs, groups=groups,
             iterations=iterations, norm=norm, lr=lr, batch_size=batch_size,
         )
         run.create(config, overwrite=overwrite)
+    if not quiet:
+        click.echo(describe(dev, config["training"]["precision"], config["training"]["compile"]))
     _, history = train_tagger(run, config, dev, resume=resume, progress=not quiet)
     if history:
         last = history[-1]
@@ -205,27 +221,58 @@ def visualize(run_dir, data_path, png_out, split, count, iterations, groups, rem
 )
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-paper", show_default=True)
 @click.option("--device", default=None, help=DEVICE_HELP)
-@click.option("--seconds", type=float, default=10.0, show_default=True, help="time spent measuring the step")
+@click.option("--precision", "precisions", type=click.Choice(PRECISIONS), multiple=True,
+              help="precisions to measure (repeat the option; default: both)")
+@click.option("--compile", "compile_settings", type=click.Choice(["off", "on", "both"]), default="both",
+              show_default=True, help="measure without and/or with torch.compile")
+@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the idle cores)")
+@click.option("--seconds", type=float, default=10.0, show_default=True, help="time spent measuring each step")
 @click.option("--out", "json_out", type=click.Path(dir_okay=False), help="write the JSON here too")
-def speed_train(model, preset, device, seconds, json_out):
-    """Training samples per second beside the bound this device's matrix multiply allows."""
+def speed_train(model, preset, device, precisions, compile_settings, threads, seconds, json_out):
+    """Training samples per second, per precision and compilation, beside this device's matmul bound."""
     import json
     import time
 
+    from tagdata.provenance import cpu_flags
     from tagmodels.device import resolve_device
     from tagmodels.speed.training import measure_training_speed
+    from tagmodels.training.precision import configure
     from tagmodels.training.runs import provenance, write_json
 
     if seconds <= 0:
         raise UserError(f"--seconds must be positive, got {seconds}")
+    if json_out:
+        _writable(json_out)
     dev = resolve_device(device)
+    configure(dev, "fp32", threads)
+    compiles = {"off": [False], "on": [True], "both": [False, True]}[compile_settings]
     started = time.perf_counter()
-    result = measure_training_speed(preset, dev, seconds=seconds)
-    result["wall_seconds"] = round(time.perf_counter() - started, 3)
-    result.update(provenance(dev, seed=0))
-    click.echo(json.dumps(result, indent=2))
+    settings = []
+    for precision in precisions or PRECISIONS:
+        for compile_model in compiles:
+            row = measure_training_speed(preset, dev, seconds=seconds, precision=precision, compile=compile_model)
+            click.echo(
+                f"{precision:>5} {'compiled' if compile_model else 'eager':>8}: {row['samples_per_second']:7.1f} "
+                f"samples/s, {100 * row['fraction_of_bound']:.0f} % of the {precision} matmul bound"
+            )
+            settings.append(row)
+    result = {
+        "preset": preset,
+        "settings": settings,
+        "cpu_flags": cpu_flags(),
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        **provenance(dev, seed=0),
+    }
     if json_out:
         write_json(Path(json_out), result)
+    else:
+        click.echo(json.dumps(result, indent=2))
+
+
+def _writable(path: str) -> None:
+    """Refuse an output whose directory is missing before spending minutes measuring."""
+    if not Path(path).resolve().parent.is_dir():
+        raise UserError(f"directory {Path(path).parent} of {path} does not exist")
 
 
 @click.command("ablation")

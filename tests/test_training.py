@@ -188,9 +188,14 @@ def test_cli_trains_continuous_tagger_on_texture_mnist(texture_file, tmp_path):
 
 def test_speed_train_reports_speed_beside_the_matmul_bound(tmp_path):
     out = tmp_path / "bench.json"
-    result = invoke("speed-train", "--preset", "shapes-small", "--seconds", "0.5", "--device", "cpu", "--out", str(out))
+    result = invoke("speed-train", "--preset", "shapes-small", "--seconds", "0.5", "--device", "cpu",
+                    "--precision", "fp32", "--precision", "bf16", "--compile", "off", "--out", str(out))
     assert result.exit_code == 0, result.output
-    bench = json.loads(out.read_text())
+    report = json.loads(out.read_text())
+    assert [(s["precision"], s["compile"]) for s in report["settings"]] == [("fp32", False), ("bf16", False)]
+    assert set(report["cpu_flags"]) == {"amx_bf16", "avx512_bf16"}
+    assert {"command", "commit", "device", "wall_seconds"} <= set(report)
+    bench = report["settings"][0]
     assert bench["samples_per_second"] > 0 and bench["matmul_bound_samples_per_second"] > 0
     assert bench["fraction_of_bound"] == pytest.approx(
         bench["samples_per_second"] / bench["matmul_bound_samples_per_second"]
@@ -200,7 +205,6 @@ def test_speed_train_reports_speed_beside_the_matmul_bound(tmp_path):
     macs = 4 * n * widths[0] + widths[0] * widths[1] + widths[1] * widths[2]
     macs += widths[2] * widths[1] + widths[1] * widths[0] + 2 * widths[0] * n
     assert bench["gemm_flops_per_sample"] == pytest.approx(4 * 3 * 6 * macs)
-    assert {"command", "commit", "device", "wall_seconds"} <= set(bench)
 
 
 def test_ablation_trains_three_variants_and_reports_their_curves(training_shapes, tmp_path):

@@ -63,8 +63,12 @@ def tagger_config(preset: Preset, n_inputs: int, kind: str) -> TaggerConfig:
     )
 
 
-def new_run_config(preset_name: str, data_path: str, seed: int, device: torch.device, **overrides: Any) -> dict[str, Any]:
-    """config.json for a fresh run: the preset with overrides, sized to the data."""
+def new_run_config(
+    preset_name: str, data_path: str, seed: int, device: torch.device, precision: str = "fp32",
+    compile: bool = False, **overrides: Any,
+) -> dict[str, Any]:
+    """config.json for a fresh run: the preset with overrides, sized to the data, and how it
+    runs (precision, compilation; kept on resume)."""
     preset = get_preset(preset_name).with_overrides(**overrides)
     _check_positive(preset)
     train = load_split(data_path, "train", limit=1)
@@ -78,7 +82,7 @@ def new_run_config(preset_name: str, data_path: str, seed: int, device: torch.de
         "preset": preset_name,
         "data": str(Path(data_path).resolve()),
         "tagger": model.to_dict(),
-        "training": {**asdict(preset), "seed": seed},
+        "training": {**asdict(preset), "seed": seed, "precision": precision, "compile": compile},
         "provenance": provenance(device, seed),
     }
 
@@ -116,7 +120,10 @@ def train_tagger(
         model, train, valid, training["groups"], training["iterations"], training["batch_size"]
     )
     schedule = Schedule(training["epochs"], training["lr"], training["batch_size"], training["seed"])
-    return model, fit(objective, len(train), schedule, run, resume=resume, progress=progress)
+    return model, fit(
+        objective, len(train), schedule, run, resume=resume, progress=progress,
+        precision=training["precision"], compile=training["compile"],
+    )
 
 
 def load_tagger(run: RunDir, device: torch.device) -> tuple[Tagger, dict[str, Any]]:
