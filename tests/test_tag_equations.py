@@ -210,6 +210,7 @@ def test_tag_arithmetic_stays_float32_under_bf16_autocast():
         out = model(x, groups=2, iterations=2, corrupt=False)
         cost = model.training_cost(out)
     assert out.z[-1].dtype == out.log_m[-1].dtype == torch.float32
+    torch.testing.assert_close(out.m[-1].sum(1), torch.ones(4, 6))  # m normalised in float32, not bf16
     assert torch.isfinite(cost)
     cost.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -110,9 +110,14 @@ class Tagger(nn.Module):
         return z0, log_m0
 
     def step(
-        self, x_tilde: torch.Tensor, z: torch.Tensor, z_in: torch.Tensor, log_m: torch.Tensor
+        self, x_tilde: torch.Tensor, z: torch.Tensor, z_in: torch.Tensor, log_m: torch.Tensor,
+        network_autocast: tuple[bool, torch.dtype] = (False, torch.bfloat16),
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One iteration of the parametric mapping; returns z pre-activation, m logits, top logits."""
+        """One iteration of the parametric mapping; returns z pre-activation, m logits, top logits.
+
+        The network runs under ``network_autocast`` (enabled, dtype); its outputs come back in
+        the dtype of the TAG arithmetic (that of z).
+        """
         cfg = self.config
         b, k, n = z.shape
         delta_z, likelihood = tag.delta_z_and_likelihood(
@@ -123,12 +128,14 @@ class Tagger(nn.Module):
         if "likelihood" in cfg.zeroed_inputs:
             likelihood = torch.zeros_like(likelihood)
         inputs = torch.cat([z_in, delta_z, log_m.exp(), likelihood], dim=-1).reshape(b * k, 4 * n)
-        h0 = torch.relu(self.input_affine(self.input_norm(self.input_map(inputs))))
-        out = self.ladder(h0)
-        bottom = out.reconstruction[0]
-        z_pre = self.z_affine(self.z_norm(self.z_map(bottom))).view(b, k, n)
-        m_logits = (self.m_scale * self.m_norm(self.m_map(bottom))).view(b, k, n)
-        return z_pre, m_logits, out.top_logits.view(b, k, -1)
+        enabled, dtype = network_autocast
+        with torch.autocast(inputs.device.type, dtype=dtype, enabled=enabled):
+            h0 = torch.relu(self.input_affine(self.input_norm(self.input_map(inputs))))
+            out = self.ladder(h0)
+            bottom = out.reconstruction[0]
+            z_pre = self.z_affine(self.z_norm(self.z_map(bottom))).view(b, k, n)
+            m_logits = (self.m_scale * self.m_norm(self.m_map(bottom))).view(b, k, n)
+        return z_pre.to(z.dtype), m_logits.to(z.dtype), out.top_logits.to(z.dtype).view(b, k, -1)
 
     def forward(
         self,
@@ -146,6 +153,18 @@ class Tagger(nn.Module):
         group's m logits very low just before the last softmax (paper, Fig. 5 E2).
         ``log_m0`` replaces the random initial assignments (B, K, N) when given.
         """
+        device_type = x.device.type
+        # Under bf16 autocast only the network runs in bf16: the TAG arithmetic (softmax over
+        # groups, delta z, L(m), the cost) stays float32, where bf16 would round m to sums of
+        # 1.0078 and the squashed p to 1, making the cost infinite.
+        network_autocast = (torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type))
+        with torch.autocast(device_type, enabled=False):
+            return self._iterate(x, groups, iterations, corrupt, remove_group, log_m0, network_autocast)
+
+    def _iterate(
+        self, x: torch.Tensor, groups: int, iterations: int, corrupt: bool,
+        remove_group: int | None, log_m0: torch.Tensor | None, network_autocast: tuple[bool, torch.dtype],
+    ) -> TaggerOutput:
         cfg = self.config
         x_tilde = tag.corrupt(x, cfg.input_kind, cfg.noise) if corrupt else x
         z, log_m = self.initial_state(x.shape[0], groups, x)
@@ -155,7 +174,7 @@ class Tagger(nn.Module):
         zs, log_ms, costs = [], [], []
         top = x.new_empty(0)
         for i in range(iterations):
-            z_pre, m_logits, top = self.step(x_tilde, z, z_in, log_m)
+            z_pre, m_logits, top = self.step(x_tilde, z, z_in, log_m, network_autocast)
             if remove_group is not None and i == iterations - 1:
                 removed = torch.zeros(groups, 1, dtype=torch.bool, device=x.device)
                 removed[remove_group] = True
