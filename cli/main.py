@@ -1,25 +1,37 @@
 """The ``tagtool`` entry point: one click group; each command family lives in its own module.
 
-Every command runs inside :class:`ToolGroup`, which turns a :class:`tagdata.UserError` into
-one ``Error: ...`` line and exit status 1 instead of a traceback.
+Every command runs inside :class:`ToolGroup`, which turns a :class:`tagdata.UserError`, and a
+failure of the machine rather than of the code (a file that cannot be read or written, memory
+that cannot be had), into one ``Error: ...`` line and exit status 1 instead of a traceback;
+Ctrl-C and SIGTERM end with one line saying what was left (:mod:`tagtool_cli.interrupts`).
 """
 
 from __future__ import annotations
 
 import click
 
+from tagdata.atomic import storage_failure
 from tagdata.errors import UserError
 from tagdata.version import __version__
+from tagtool_cli.interrupts import report, sigterm_as_interrupt
 
 
 class ToolGroup(click.Group):
-    """A click group that reports user mistakes as a single line."""
+    """A click group that reports user mistakes and machine failures as a single line."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():
+                return super().invoke(ctx)
         except UserError as err:
             raise click.ClickException(str(err)) from None
+        except OSError as err:
+            where = f"{err.filename}: " if err.filename else ""
+            raise click.ClickException(f"{where}{storage_failure(err)}") from None
+        except MemoryError as err:
+            raise click.ClickException(f"out of memory: {err or 'an allocation failed'}") from None
+        except KeyboardInterrupt as err:
+            report(ctx, err)
 
 
 @click.group(cls=ToolGroup, context_settings={"help_option_names": ["-h", "--help"]})
