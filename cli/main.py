@@ -8,6 +8,8 @@ Ctrl-C and SIGTERM end with one line saying what was left (:mod:`tagtool_cli.int
 
 from __future__ import annotations
 
+import errno
+
 import click
 
 from tagdata.atomic import storage_failure
@@ -19,6 +21,15 @@ from tagtool_cli.interrupts import report, sigterm_as_interrupt
 class ToolGroup(click.Group):
     """A click group that reports user mistakes and machine failures as a single line."""
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Like click's, but each summary is wrapped, never cut off at the terminal's width."""
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        rows = [(name, command.get_short_help_str(limit=1000)) for name, command in commands
+                if command is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             with sigterm_as_interrupt():
@@ -26,6 +37,8 @@ class ToolGroup(click.Group):
         except UserError as err:
             raise click.ClickException(str(err)) from None
         except OSError as err:
+            if err.errno == errno.EPIPE:  # output piped into `head`: click's main handles it
+                raise
             where = f"{err.filename}: " if err.filename else ""
             raise click.ClickException(f"{where}{storage_failure(err)}") from None
         except MemoryError as err:
@@ -42,9 +55,9 @@ def tagtool() -> None:
 
 def _register() -> None:
     """Attach the command families; each module owns its commands."""
-    from tagtool_cli import benchmark_commands, data_commands, model_commands
+    from tagtool_cli import benchmark_commands, data_commands, list_commands, model_commands
 
-    for module in (data_commands, model_commands, benchmark_commands):
+    for module in (data_commands, model_commands, benchmark_commands, list_commands):
         for command in module.COMMANDS:
             tagtool.add_command(command)
 
