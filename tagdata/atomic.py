@@ -47,12 +47,19 @@ def check_writable(path: str | Path) -> Path:
 
 def storage_failure(err: BaseException) -> str | None:
     """The cause of a failed write or read (``No space left on device``), or None when
-    ``err`` is not a storage failure but a bug to report as it is."""
-    found = _ERRNO_IN_TEXT.search(str(err))
-    if found and isinstance(err, (OSError, RuntimeError)):
-        return os.strerror(int(found.group(1)))
-    if isinstance(err, OSError):
-        return err.strerror or str(err).splitlines()[0]
+    ``err`` is not a storage failure but a bug to report as it is.
+
+    The exception's chain is searched too: torch.save, say, raises the OSError of the
+    failed write and then, while closing its archive, a RuntimeError naming no cause.
+    """
+    chain: BaseException | None = err
+    while chain is not None:
+        found = _ERRNO_IN_TEXT.search(str(chain))
+        if found and isinstance(chain, (OSError, RuntimeError)):
+            return os.strerror(int(found.group(1)))
+        if isinstance(chain, OSError):
+            return chain.strerror or str(chain).splitlines()[0]
+        chain = chain.__cause__ or chain.__context__
     return None
 
 

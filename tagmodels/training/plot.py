@@ -24,12 +24,12 @@ Series = tuple[str, Sequence[float], Sequence[float]]  # name, x, y
 
 
 def _ticks(low: float, high: float) -> list[float]:
-    """About TICKS round values covering [low, high]."""
+    """About TICKS round values, the first at or below ``low``, the last at or above ``high``."""
     step = (high - low) / (TICKS - 1)
     magnitude = 10 ** math.floor(math.log10(step))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= step)
-    first = math.floor(low / step) * step
-    return [first + i * step for i in range(TICKS + 1) if first + i * step <= high + step * 1e-9]
+    first, last = math.floor(low / step), math.ceil(high / step)
+    return [i * step for i in range(first, last + 1)]
 
 
 def line_panel(title: str, xlabel: str, series: list[Series]) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import torch
 
-from tagdata.atomic import atomic_write, remove_stale_temporaries
+from tagdata.atomic import atomic_write, remove_stale_temporaries, storage_failure
 from tagdata.errors import UserError
 from tagdata.provenance import code_version, cpu_model
 
@@ -115,13 +115,18 @@ class RunDir:
             )
         if not self.path.parent.is_dir():
             raise UserError(f"directory {self.path.parent} does not exist")
+        made = not self.path.exists()
         try:
             self.path.mkdir(exist_ok=True)
             for stale in (self.checkpoint_path, self.best_path, self.metrics_path, self.csv_path):
                 stale.unlink(missing_ok=True)
-        except OSError as err:
-            raise UserError(f"cannot write {self.path}: {err.strerror}") from None
-        write_json(self.config_path, config)
+            write_json(self.config_path, config)
+        except BaseException as err:
+            if made and self.path.is_dir() and not any(self.path.iterdir()):
+                self.path.rmdir()
+            if isinstance(err, OSError):
+                raise UserError(f"cannot write {self.path}: {storage_failure(err)}") from None
+            raise
 
     @contextmanager
     def started(self, config: dict[str, Any], overwrite: bool = False) -> Iterator[None]:
