@@ -29,7 +29,7 @@ def note(message: str) -> None:
     click.echo(f"Note: {message}", err=True)
 
 
-@click.command("make-dataset", epilog=f"Built-in specs: {', '.join(builtin_names())} (tagtool list datasets).")
+@click.command("make-dataset", epilog=f"\b\nBuilt-in specs (tagtool list datasets):\n  {', '.join(builtin_names())}")
 @click.argument("dataset", metavar="NAME|SPEC.toml")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), callback=output_file(),
               help="HDF5 file to write.")
