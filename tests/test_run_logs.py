@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -88,11 +89,17 @@ def test_cli_divergence_is_one_line_and_leaves_no_run(shapes_file, tmp_path):
     assert "lower --lr" in result.output and not (tmp_path / "run").exists()
 
 
-@pytest.fixture()
-def two_epochs(shapes_file, tmp_path) -> Path:
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def trained(shapes_file, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("trained") / "run"
     ok("train", "--data", shapes_file, "--out", out, "--epochs", "2", "--batch-size", "32", "--quiet")
     return out
+
+
+@pytest.fixture()
+def two_epochs(trained, tmp_path) -> Path:
+    """A copy of a run of two epochs, for the test to change."""
+    return Path(shutil.copytree(trained, tmp_path / "run"))
 
 
 @pytest.mark.parametrize("option, message", [
