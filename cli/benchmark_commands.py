@@ -7,6 +7,7 @@ import time
 import click
 
 from tagmodels.benchmark.settings import BUDGETS, DATASETS, METHODS, SCALES
+from tagtool_cli.interrupts import on_interrupt
 
 
 def _expand(value: str, names: tuple[str, ...]) -> list[str]:
@@ -41,6 +42,7 @@ def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute
 
     cells = grid(_expand(method, METHODS), _expand(dataset, DATASETS), _expand(labels, BUDGETS), seeds, permute_pixels)
     bench = Benchmark(out_dir, get_scale(scale), resolve_device(device), mnist_dir, progress=not quiet, log=click.echo)
+    on_interrupt(lambda: f"finished cells are kept in {out_dir}; run the same command again to do the rest")
     started = time.perf_counter()
     bench.run_grid(cells)
     click.echo(f"{len(cells)} cells in {time.perf_counter() - started:.0f} s -> {bench.out / 'table.md'}")

@@ -44,5 +44,5 @@ def report(ctx: click.Context, err: KeyboardInterrupt) -> None:
     """Print the interrupt line and exit as a shell reports a signal (128 + its number)."""
     signum = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
     hint = ctx.meta.get(HINT_KEY)
-    click.echo(f"Interrupted by {signum.name}: {hint() if hint else 'nothing was written'}", err=True)
+    click.echo(f"Interrupted by {signum.name}: {hint() if hint else 'the file being written, if any, was removed'}", err=True)
     ctx.exit(128 + signum)

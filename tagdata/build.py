@@ -10,7 +10,7 @@ of them are the standard MNIST files (``mnist_standard``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from tagdata import idx, shapes, texture_mnist
 from tagdata.atomic import remove_stale_temporaries
@@ -63,7 +63,7 @@ def split_sources(spec: Spec, mnist_dir: str | Path | None = None) -> list[Split
     return _inputs(spec, mnist_dir)[0]
 
 
-def file_attributes(spec: Spec, mnist: list[idx.MnistPart] = ()) -> dict[str, object]:
+def file_attributes(spec: Spec, mnist: Sequence[idx.MnistPart] = ()) -> dict[str, object]:
     """The root attributes every tagdata file carries (the writer adds splits and hashes)."""
     attrs: dict[str, object] = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "name": spec.name, "kind": spec.kind,
@@ -94,8 +94,7 @@ def make_dataset(
     sources, mnist = _inputs(spec, mnist_dir)
     notes = [f"removed {stale.name}, left by an earlier run that was killed" for stale in remove_stale_temporaries(out)]
     notes += [note for part in mnist for note in part.notes]
-    for note in notes:
-        if log is not None:
-            log(note)
+    for note in notes if log is not None else []:
+        log(note)
     return write_file(out, file_attributes(spec, mnist), sources, overwrite=overwrite,
                       block_size=block_size, progress=progress)

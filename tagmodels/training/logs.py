@@ -18,8 +18,6 @@ from typing import Any
 from tagdata.atomic import atomic_write
 from tagmodels.training.runs import RunDir
 
-TENSORBOARD_DIR = "tensorboard"
-
 
 def flat_row(row: dict[str, Any]) -> dict[str, Any]:
     """One CSV row: a list value becomes numbered columns (``valid_ami_iterations_1``, ...)."""
@@ -61,7 +59,7 @@ class RunLogs:
         # purge_step: events of epochs after the checkpoint (a kill between the events and
         # the next checkpoint) are dropped when those epochs are trained again.
         self.events = None if writer is None else writer(
-            str(run.path / TENSORBOARD_DIR), purge_step=first_epoch + 1 if first_epoch else None
+            str(run.tensorboard_path), purge_step=first_epoch + 1 if first_epoch else None
         )
 
     def write(self, history: list[dict[str, Any]]) -> None:

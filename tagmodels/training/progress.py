@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 from tqdm import tqdm
@@ -45,7 +45,7 @@ class TrainingProgress:
             return None
         return (time.perf_counter() - self.started) / trained * (self.epochs - epochs_done)
 
-    def batches(self, batches: list[torch.Tensor], epoch: int) -> Iterable[torch.Tensor]:
+    def batches(self, batches: Sequence[torch.Tensor], epoch: int) -> Iterable[torch.Tensor]:
         """One epoch's batches; on a terminal, under a bar (``disable=None``: tqdm shows it
         on a terminal only, logs get :meth:`epoch_done`'s line)."""
         self.epoch, self.steps = epoch, len(batches)

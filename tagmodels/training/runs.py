@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,6 +28,7 @@ METRICS = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
+TENSORBOARD = "tensorboard"
 CHECKPOINTS = ("last", "best")
 
 
@@ -104,6 +106,10 @@ class RunDir:
         return self.path / METRICS
 
     @property
+    def tensorboard_path(self) -> Path:
+        return self.path / TENSORBOARD
+
+    @property
     def csv_path(self) -> Path:
         return self.path / METRICS_CSV
 
@@ -120,6 +126,7 @@ class RunDir:
             self.path.mkdir(exist_ok=True)
             for stale in (self.checkpoint_path, self.best_path, self.metrics_path, self.csv_path):
                 stale.unlink(missing_ok=True)
+            shutil.rmtree(self.tensorboard_path, ignore_errors=True)
             write_json(self.config_path, config)
         except BaseException as err:
             if made and self.path.is_dir() and not any(self.path.iterdir()):
