@@ -7,6 +7,7 @@ import time
 import click
 
 from tagmodels.benchmark.settings import BUDGETS, DATASETS, METHODS, SCALES
+from tagmodels.training.precision_names import PRECISIONS
 from tagtool_cli.interrupts import on_interrupt
 
 
@@ -33,15 +34,28 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
               help="MNIST IDX files, to make the datasets [env: TAGDATA_MNIST_DIR]")
 @click.option("--permute-pixels", is_flag=True, help="apply one fixed pixel permutation (per seed) to every image")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present, else cpu)")
+@click.option("--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto", show_default=True,
+              help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32")
+@click.option("--compile/--no-compile", "compile_model", default=False, show_default=True,
+              help="torch.compile the models (slow to start, faster per step)")
+@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the idle cores)")
 @click.option("--quiet", is_flag=True, help="no progress bars")
-def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute_pixels, device, quiet):
+def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute_pixels, device, precision,
+              compile_model, threads, quiet):
     """Run the grid of Table 2; skips finished cells, resumes half-finished ones, writes DIR/table.md."""
     from tagmodels.benchmark.grid import Benchmark, grid
     from tagmodels.benchmark.settings import get_scale
     from tagmodels.device import resolve_device
+    from tagmodels.training.precision import configure, describe
 
     cells = grid(_expand(method, METHODS), _expand(dataset, DATASETS), _expand(labels, BUDGETS), seeds, permute_pixels)
-    bench = Benchmark(out_dir, get_scale(scale), resolve_device(device), mnist_dir, progress=not quiet, log=click.echo)
+    dev = resolve_device(device)
+    precision = configure(dev, precision, threads)
+    click.echo(describe(dev, precision, compile_model))
+    bench = Benchmark(
+        out_dir, get_scale(scale), dev, mnist_dir, progress=not quiet, log=click.echo,
+        precision=precision, compile=compile_model,
+    )
     on_interrupt(lambda: f"finished cells are kept in {out_dir}; run the same command again to do the rest")
     started = time.perf_counter()
     bench.run_grid(cells)

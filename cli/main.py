@@ -9,6 +9,7 @@ Ctrl-C and SIGTERM end with one line saying what was left (:mod:`tagtool_cli.int
 from __future__ import annotations
 
 import errno
+import os
 
 import click
 
@@ -66,7 +67,13 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    torch's OpenMP workers spin while they wait by default, which makes a 2-core machine
+    with one other busy process many times slower; the passive wait policy must be set
+    before torch loads, so it is set here (an explicit OMP_WAIT_POLICY wins).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     tagtool(prog_name="tagtool")
 
 

@@ -10,6 +10,7 @@ from click.core import ParameterSource
 
 from tagdata.errors import UserError
 from tagmodels.tagger.presets import PRESETS
+from tagmodels.training.precision_names import PRECISIONS
 from tagtool_cli.interrupts import on_interrupt
 from tagtool_cli.outputs import output_file
 
@@ -46,7 +47,8 @@ def _iterations(count: int) -> str:
 # train options that --resume compares with the run (name in config.json -> parameter).
 RESUME_OPTIONS = {
     "data": "data_path", "preset": "preset", "seed": "seed", "groups": "groups", "iterations": "iterations",
-    "norm": "norm", "lr": "lr", "batch_size": "batch_size", "epochs": "epochs",
+    "norm": "norm", "lr": "lr", "batch_size": "batch_size", "epochs": "epochs", "precision": "precision",
+    "compile": "compile_model",
 }
 CHECKPOINT_HELP = "last: the final epoch's parameters; best: the epoch with the best validation AMI"
 
@@ -85,14 +87,23 @@ def _left_behind(out_dir: str) -> str:
 @click.option("--batch-size", type=int, callback=_positive, help=_preset_help("examples per step", "batch_size"))
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial parameters and the data order")
 @click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--precision", type=click.Choice(["auto", *PRECISIONS]),
+              help="auto (default): bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32; kept on --resume")
+@click.option("--compile/--no-compile", "compile_model", default=None,
+              help="torch.compile the model: ~1 min to start, faster per step (default: no; kept on --resume)")
+@click.option("--threads", default="auto", show_default=True,
+              help="CPU threads: a number, or auto (the cores not busy with other work)")
 @click.option("--resume", is_flag=True,
-              help="continue the run in --out from its last checkpoint; only --epochs (more) and --device may change")
+              help="continue the run in --out from its last checkpoint; only --epochs (more), --device and "
+                   "--threads may change")
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out")
 @click.option("--quiet", is_flag=True, help="no progress bar and no line per epoch")
-def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, seed, device, resume, overwrite, quiet):
+def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, seed, device,
+          precision, compile_model, threads, resume, overwrite, quiet):
     """Train a model; writes config.json, metrics and a checkpoint per epoch to --out."""
     from tagmodels.device import resolve_device
-    from tagmodels.training.grouping import new_run_config, train_tagger
+    from tagmodels.training.grouping import check_run_config, new_run_config, train_tagger
+    from tagmodels.training.precision import configure, describe
     from tagmodels.training.resume import resume_config
     from tagmodels.training.runs import RunDir
 
@@ -101,23 +112,29 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
     if resume:
         if overwrite:
             raise UserError("--resume continues the run in --out and --overwrite replaces it: give one of them")
+        config = run.config()
+        check_run_config(config, run.config_path)
+        configure(dev, config["training"]["precision"], threads)
         ctx = click.get_current_context()
         given = {name: ctx.params[param] for name, param in RESUME_OPTIONS.items()
                  if ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE}
-        config, warnings = resume_config(run, given, dev)
-        for warning in warnings:
+        for warning in resume_config(run, config, given, dev):
             click.echo(f"Warning: {warning}", err=True)
         starting = contextlib.nullcontext()
     else:
         if data_path is None:
             raise UserError("--data is required for a new run")
+        data_path = _existing_file(data_path)
+        precision = configure(dev, precision, threads)
         config = new_run_config(
-            preset, _existing_file(data_path), seed, dev, epochs=epochs, groups=groups,
+            preset, data_path, seed, dev, precision, bool(compile_model), epochs=epochs, groups=groups,
             iterations=iterations, norm=norm, lr=lr, batch_size=batch_size,
         )
         starting = run.started(config, overwrite=overwrite)
     on_interrupt(lambda: _left_behind(out_dir))
     with starting:
+        if not quiet:
+            click.echo(describe(dev, config["training"]["precision"], config["training"]["compile"]))
         _, history = train_tagger(run, config, dev, resume=resume, progress=not quiet)
     if history:
         last = history[-1]
@@ -130,21 +147,28 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), help="dataset (default: the run's own)")
-@click.option("--split", default="test", show_default=True, help="a split of the data file (Shapes also: single)")
+@click.option("--split", default="test", show_default=True,
+              help="split the AMI and ARI are scored on, one of the data file's (Shapes also: single)")
+@click.option(
+    "--cost-split", default="valid", show_default=True,
+    help="split the denoising cost is measured on (the paper: the validation set); the AMI split when the file lacks it",
+)
 @click.option("--iterations", type=int, callback=_positive, help="default: the preset's evaluation iterations (5)")
 @click.option("--groups", type=int, callback=_positive, help="default: the training K")
-@click.option("--limit", type=int, callback=_positive, help="evaluate only the first N examples")
+@click.option("--limit", type=int, callback=_positive, help="evaluate only the first N examples (of each split)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial m and the corruption")
 @click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True, help=CHECKPOINT_HELP)
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
               help="write the table as JSON here")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, checkpoint, device, json_out, quiet):
+def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, seed, checkpoint, device, json_out, quiet):
     """Per-iteration AMI, ARI and denoising cost (the paper's Table 1a)."""
     import time
 
+    import tagdata
     from tagmodels.device import resolve_device
+    from tagmodels.metrics import PAPER_AMI_AVERAGE
     from tagmodels.paper import SHAPES_TRAINING_HOURS, table_1a_beside
     from tagmodels.tagger.evaluation import evaluate_grouping
     from tagmodels.training.data import load_split, most_objects
@@ -163,14 +187,21 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, checkpo
     data = load_split(data_path, split, dev, limit)
     if data.x.shape[1] != model.config.n_inputs:
         raise UserError(f"{data_path} has {data.x.shape[1]} pixels per image but the model takes {model.config.n_inputs}")
+    with tagdata.open_dataset(data_path) as file:
+        if cost_split not in file.splits:
+            cost_split = split
+    cost_data = data if cost_split == split else load_split(data_path, cost_split, dev, limit)
     started = time.perf_counter()
-    # Two passes over the examples: clean input (AMI, ARI) and corrupted input (the cost).
-    with forward_progress(model, 2 * len(data), f"evaluating {split}", enabled=not quiet):
-        rows = evaluate_grouping(model, data.x, data.segmentation, groups, iterations, training["batch_size"], seed)
+    # Two passes: clean input (AMI, ARI), corrupted input (the cost).
+    with forward_progress(model, len(data) + len(cost_data), "evaluating", enabled=not quiet):
+        rows = evaluate_grouping(
+            model, data.x, data.segmentation, groups, iterations, training["batch_size"], seed, cost_x=cost_data.x
+        )
     seconds = time.perf_counter() - started
     history = run.history()
     epoch = len(history) if checkpoint == "last" else BEST.best_epoch(history)
-    click.echo(f"{run_dir} ({checkpoint} checkpoint, epoch {epoch})  {split} split, {len(data)} examples, K={groups} groups")
+    click.echo(f"{run_dir} ({checkpoint} checkpoint, epoch {epoch})  AMI on {split} ({len(data)} examples), "
+               f"cost on {cost_split} ({len(cost_data)}), K={groups} groups")
     click.echo(f"{'iteration':>9} {'AMI':>7} {'ARI':>7} {'cost':>8}")
     for row in rows:
         click.echo(f"{row['iteration']:>9} {row['ami']:7.3f} {row['ari']:7.3f} {row['denoising_cost']:8.4f}")
@@ -188,6 +219,9 @@ def evaluate(run_dir, data_path, split, iterations, groups, limit, seed, checkpo
             "data": str(Path(data_path).resolve()),
             "split": split,
             "examples": len(data),
+            "ami_average_method": PAPER_AMI_AVERAGE,
+            "denoising_cost_split": cost_split,
+            "denoising_cost_examples": len(cost_data),
             "groups": groups,
             **({"note": note} if note else {}),
             "iterations": rows,
@@ -272,28 +306,97 @@ def plot(run_dir, png_out):
 )
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-paper", show_default=True)
 @click.option("--device", default=None, help=DEVICE_HELP)
-@click.option("--seconds", type=float, default=10.0, show_default=True, help="time spent measuring the step")
+@click.option("--precision", "precisions", type=click.Choice(PRECISIONS), multiple=True,
+              help="precisions to measure (repeat the option; default: both)")
+@click.option("--compile", "compile_settings", type=click.Choice(["off", "on", "both"]), default="both",
+              show_default=True, help="measure without and/or with torch.compile")
+@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the idle cores)")
+@click.option("--seconds", type=float, default=10.0, show_default=True, help="time spent measuring each step")
 @click.option("--out", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
               help="write the JSON here too")
-def speed_train(model, preset, device, seconds, json_out):
-    """Training samples per second beside the bound this device's matrix multiply allows."""
+def speed_train(model, preset, device, precisions, compile_settings, threads, seconds, json_out):
+    """Training samples per second, per precision and compilation, beside this device's matmul bound."""
     import json
     import time
 
+    from tagdata.provenance import cpu_flags
     from tagmodels.device import resolve_device
     from tagmodels.speed.training import measure_training_speed
+    from tagmodels.training.precision import configure
     from tagmodels.training.runs import provenance, write_json
 
     if seconds <= 0:
         raise UserError(f"--seconds must be positive, got {seconds}")
     dev = resolve_device(device)
+    configure(dev, "fp32", threads)
+    compiles = {"off": [False], "on": [True], "both": [False, True]}[compile_settings]
     started = time.perf_counter()
-    result = measure_training_speed(preset, dev, seconds=seconds)
-    result["wall_seconds"] = round(time.perf_counter() - started, 3)
-    result.update(provenance(dev, seed=0))
-    click.echo(json.dumps(result, indent=2))
+    settings = []
+    for precision in precisions or PRECISIONS:
+        for compile_model in compiles:
+            row = measure_training_speed(preset, dev, seconds=seconds, precision=precision, compile=compile_model)
+            click.echo(
+                f"{precision:>5} {'compiled' if compile_model else 'eager':>8}: {row['samples_per_second']:7.1f} "
+                f"samples/s, {100 * row['fraction_of_bound']:.0f} % of the {precision} matmul bound"
+            )
+            settings.append(row)
+    result = {
+        "preset": preset,
+        "settings": settings,
+        "cpu_flags": cpu_flags(),
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        **provenance(dev, seed=0),
+    }
+    if json_out:
+        write_json(Path(json_out), result)
+    else:
+        click.echo(json.dumps(result, indent=2))
+
+
+@click.command("ablation")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="a Shapes file")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="directory of the three runs")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="write the three AMI curves here")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-small", show_default=True)
+@click.option("--epochs", type=int, callback=_positive, help="default: the preset's")
+@click.option("--iterations", type=int, default=5, show_default=True, callback=_positive, help="evaluation iterations")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help=DEVICE_HELP)
+def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, device):
+    """Learning check: full TAG against delta z zeroed and L(m) zeroed, AMI per iteration."""
+    from tagmodels.device import resolve_device
+    from tagmodels.training.ablation import run_ablation
+    from tagmodels.training.runs import write_json
+
+    result = run_ablation(
+        _existing_file(data_path), Path(out_dir), preset, seed, resolve_device(device), iterations,
+        log=click.echo, **({"epochs": epochs} if epochs else {}),
+    )
     if json_out:
         write_json(Path(json_out), result)
 
 
-COMMANDS: list[click.Command] = [train, evaluate, visualize, plot, speed_train]
+@click.command("table1")
+@click.argument("evaluations", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "md_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="write the tables as markdown here")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="write the tables as JSON here")
+def table1(evaluations, md_out, json_out):
+    """Tables 1a and 1b from `evaluate --json` files of several runs (seeds): median, std, n."""
+    from tagmodels.tagger.table1 import aggregate, render
+    from tagmodels.training.runs import write_json
+
+    table = aggregate([Path(p) for p in evaluations])
+    text = render(table)
+    click.echo(text, nl=False)
+    if md_out:
+        from tagdata.atomic import atomic_write
+
+        atomic_write(Path(md_out), lambda tmp: tmp.write_text(text))
+    if json_out:
+        write_json(Path(json_out), table)
+
+
+COMMANDS: list[click.Command] = [train, evaluate, visualize, plot, speed_train, table1, ablation]

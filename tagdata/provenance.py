@@ -33,6 +33,22 @@ def code_version() -> dict[str, object]:
     return {"commit": commit, "worktree_dirty": None if status is None else bool(status)}
 
 
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # CPU features that make bf16 matmuls fast
+
+
+def cpu_flags() -> dict[str, bool]:
+    """Which of the bf16 CPU features (AMX, AVX512-BF16) this processor reports."""
+    try:
+        flags = next(
+            (line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+             if line.startswith("flags")),
+            [],
+        )
+    except OSError:
+        flags = []
+    return {flag: flag in flags for flag in BF16_FLAGS}
+
+
 def cpu_model() -> str:
     """The processor's model name (from /proc/cpuinfo on Linux), else what the platform says."""
     try:

@@ -1,4 +1,4 @@
-"""The binary Shapes generator (REFERENCE.md section 1), vectorised over a block of images.
+"""The binary Shapes generator (the paper, Section 3, "Shapes"), vectorised over a block of images.
 
 Per image: ``objects`` shapes, each a uniformly drawn template placed with its top-left
 corner uniform over all positions where it fits. The image is the union of the shapes.

@@ -48,7 +48,7 @@ class ShapeTemplate:
 
 @dataclass(frozen=True)
 class ShapesSpec:
-    """Binary Shapes (REFERENCE.md section 1)."""
+    """Binary Shapes (the paper, Section 3, "Shapes")."""
 
     kind: ClassVar[str] = "shapes"
     split_names: ClassVar[tuple[str, ...]] = ("train", "valid", "test", "single")
@@ -79,7 +79,7 @@ class SourceRange:
 
 @dataclass(frozen=True)
 class TextureMnistSpec:
-    """TextureMNIST1/2 (REFERENCE.md section 2)."""
+    """TextureMNIST1/2 (the paper, Section 3, "Textured MNIST")."""
 
     kind: ClassVar[str] = "texture-mnist"
     split_names: ClassVar[tuple[str, ...]] = ("train", "valid", "test")

@@ -1,4 +1,4 @@
-"""The TextureMNIST1/2 generator (REFERENCE.md section 2), vectorised over a block.
+"""The TextureMNIST1/2 generator (the paper, Section 3, "Textured MNIST"), vectorised over a block.
 
 Per example: ``digits + 1`` distinct textures from the bank, each cropped at its own
 random offset; the first is the background. Digit alphas are MNIST intensities / 255,

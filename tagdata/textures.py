@@ -1,4 +1,4 @@
-"""The sinusoidal texture bank of TextureMNIST (REFERENCE.md section 2).
+"""The sinusoidal texture bank of TextureMNIST (the paper, Section 3, "Textured MNIST").
 
 Texture t is the real part of the 2-D inverse FFT of a canvas x canvas array that is zero
 except at its frequency pair (u, v), where it is exp(2 pi i phi_t). That real part has the

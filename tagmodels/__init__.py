@@ -11,32 +11,37 @@ The public API, what a notebook needs (see docs/api.md):
   ``top2_error``), plain arrays in, arrays out;
 - :data:`PRESETS` (the paper's hyper-parameters and CPU-sized ones) and :mod:`tagmodels.paper`
   (the paper's own figures).
+
+The names are imported on first use, so that importing a light submodule (the presets, the
+benchmark settings) for ``tagtool --help`` does not pay for importing torch.
 """
 
-from tagmodels import metrics, paper
-from tagmodels.baselines.classifiers import FCMLP, ModelC
-from tagmodels.baselines.fc_ladder import FCLadder
-from tagmodels.tagger.classifier import TaggerClassifier
-from tagmodels.tagger.evaluation import evaluate_grouping
-from tagmodels.tagger.model import Tagger, TaggerConfig, TaggerOutput
-from tagmodels.tagger.presets import PRESETS, Preset
-from tagmodels.zoo import MODELS, Run, create, load_run
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "FCLadder",
-    "FCMLP",
-    "MODELS",
-    "ModelC",
-    "PRESETS",
-    "Preset",
-    "Run",
-    "Tagger",
-    "TaggerClassifier",
-    "TaggerConfig",
-    "TaggerOutput",
-    "create",
-    "evaluate_grouping",
-    "load_run",
-    "metrics",
-    "paper",
-]
+_EXPORTS = {
+    "FCLadder": "tagmodels.baselines.fc_ladder",
+    "FCMLP": "tagmodels.baselines.classifiers",
+    "MODELS": "tagmodels.zoo",
+    "ModelC": "tagmodels.baselines.classifiers",
+    "PRESETS": "tagmodels.tagger.presets",
+    "Preset": "tagmodels.tagger.presets",
+    "Run": "tagmodels.zoo",
+    "Tagger": "tagmodels.tagger.model",
+    "TaggerClassifier": "tagmodels.tagger.classifier",
+    "TaggerConfig": "tagmodels.tagger.model",
+    "TaggerOutput": "tagmodels.tagger.model",
+    "create": "tagmodels.zoo",
+    "evaluate_grouping": "tagmodels.tagger.evaluation",
+    "load_run": "tagmodels.zoo",
+}
+_SUBMODULES = ("metrics", "paper")
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return import_module(f"tagmodels.{name}")
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tagmodels' has no attribute {name!r}")

@@ -2,9 +2,13 @@
 
 Grouping quality is scored per example, over the scored pixels only, with the adjusted
 mutual information (AMI; Vinh, Epps & Bailey 2010, "Information theoretic measures for
-clusterings comparison", JMLR 11, with the arithmetic-mean normalisation that
-scikit-learn's ``adjusted_mutual_info_score`` uses by default) and the adjusted Rand index
-(ARI; Hubert & Arabie 1985). Both agree with scikit-learn on every example, degenerate
+clusterings comparison", JMLR 11) and the adjusted Rand index (ARI; Hubert & Arabie 1985).
+The AMI normalises by the larger of the two entropies by default, ``(MI - E[MI]) /
+(max(H(true), H(pred)) - E[MI])``: the definition scikit-learn 0.17 computed when the paper
+scored its Table 1 (Section 3.1). scikit-learn 0.22 and later default to the arithmetic
+mean of the entropies, which scores every imperfect grouping higher; pass
+``average_method="arithmetic"`` for that one. Every JSON this toolkit writes with an AMI
+names its normalisation. Both agree with scikit-learn on every example, degenerate
 ones included; an example with no scored pixel scores NaN, so ``np.nanmean`` averages over
 the scorable examples only.
 
@@ -26,6 +30,8 @@ ArrayLike = np.ndarray | torch.Tensor
 _EMI_BLOCK = 1 << 21
 # Pixels per chunk of examples scored together (see _score_in_chunks).
 _PIXEL_CHUNK = 1 << 20
+AMI_AVERAGE_METHODS = ("max", "arithmetic", "geometric", "min")  # scikit-learn's names
+PAPER_AMI_AVERAGE = "max"  # the normalisation of the paper's AMI figures
 
 
 def _to_numpy(x: ArrayLike) -> np.ndarray:
@@ -162,8 +168,21 @@ def _expected_mutual_info(tables: np.ndarray) -> np.ndarray:
     return per_cell.reshape(shape[0], -1).sum(axis=1)
 
 
-def _ami_from_tables(tables: np.ndarray) -> np.ndarray:
-    """AMI per example (Vinh et al. 2010, AMI_sum): (MI - EMI) / (mean(H_U, H_V) - EMI).
+def _entropy_average(h_true: np.ndarray, h_pred: np.ndarray, method: str) -> np.ndarray:
+    """The normaliser of the AMI: the max (the paper's), arithmetic, geometric mean or min."""
+    if method == "max":
+        return np.maximum(h_true, h_pred)
+    if method == "arithmetic":
+        return (h_true + h_pred) / 2
+    if method == "geometric":
+        return np.sqrt(h_true * h_pred)
+    if method == "min":
+        return np.minimum(h_true, h_pred)
+    raise ValueError(f"unknown average_method {method!r}: choose one of {', '.join(AMI_AVERAGE_METHODS)}")
+
+
+def _ami_from_tables(tables: np.ndarray, average_method: str = PAPER_AMI_AVERAGE) -> np.ndarray:
+    """AMI per example (Vinh et al. 2010): (MI - EMI) / (average(H_U, H_V) - EMI).
 
     Degenerate examples follow scikit-learn: no scored pixel -> NaN; a single true and a
     single predicted group -> 1; exactly one side a single group -> 0; every pixel its
@@ -181,7 +200,7 @@ def _ami_from_tables(tables: np.ndarray) -> np.ndarray:
     # MI = sum n_ij/n log(n n_ij / (a_i b_j)) expanded into xlogx sums of the margins.
     mi = _xlogx_sum(tables, (1, 2)) / safe_n - log_n + h_true + h_pred
     emi = _expected_mutual_info(tables)
-    denominator = (h_true + h_pred) / 2 - emi
+    denominator = _entropy_average(h_true, h_pred, average_method) - emi
     regular = (n_true > 1) & (n_pred > 1) & ~((n_true == n) & (n_pred == n))
     score = np.divide(mi - emi, denominator, out=np.zeros_like(n), where=regular)
     score[(n_true == n) & (n_pred == n) & (n > 1)] = 1.0
@@ -210,9 +229,6 @@ def _ari_from_tables(tables: np.ndarray) -> np.ndarray:
     return score
 
 
-_SCORERS = {"ami": _ami_from_tables, "ari": _ari_from_tables}
-
-
 def _checked_inputs(
     true_labels: ArrayLike, pred_labels: ArrayLike, scored: ArrayLike
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -230,7 +246,8 @@ def _checked_inputs(
 
 
 def _score_in_chunks(
-    true_labels: ArrayLike, pred_labels: ArrayLike, scored: ArrayLike, names: tuple[str, ...]
+    true_labels: ArrayLike, pred_labels: ArrayLike, scored: ArrayLike, names: tuple[str, ...],
+    average_method: str = PAPER_AMI_AVERAGE,
 ) -> dict[str, np.ndarray]:
     """Score examples in chunks of about _PIXEL_CHUNK pixels.
 
@@ -239,23 +256,28 @@ def _score_in_chunks(
     one pass over a whole test set (there, page faults on fresh memory dominate).
     """
     true, pred, mask = _checked_inputs(true_labels, pred_labels, scored)
+    _entropy_average(np.zeros(1), np.zeros(1), average_method)  # an unknown name fails before any work
+    scorers = {"ami": lambda tables: _ami_from_tables(tables, average_method), "ari": _ari_from_tables}
     step = max(1, _PIXEL_CHUNK // max(1, math.prod(true.shape[1:])))
     parts: dict[str, list[np.ndarray]] = {name: [np.zeros(0)] for name in names}
     for start in range(0, true.shape[0], step):
         rows = slice(start, start + step)
         tables = _contingency_tables(true[rows], pred[rows], mask[rows])
         for name in names:
-            parts[name].append(_SCORERS[name](tables))
+            parts[name].append(scorers[name](tables))
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
-def ami(true_labels: ArrayLike, pred_labels: ArrayLike, scored: ArrayLike) -> np.ndarray:
+def ami(
+    true_labels: ArrayLike, pred_labels: ArrayLike, scored: ArrayLike, average_method: str = PAPER_AMI_AVERAGE
+) -> np.ndarray:
     """Adjusted mutual information per example over its scored pixels, float64 (B,).
 
     Inputs are integer labels (B, P) or (B, H, W) and a same-shape bool mask; equals
-    sklearn.metrics.adjusted_mutual_info_score per example. NaN where nothing is scored.
+    sklearn.metrics.adjusted_mutual_info_score(..., average_method=average_method) per
+    example. The default "max" is the paper's normalisation. NaN where nothing is scored.
     """
-    return _score_in_chunks(true_labels, pred_labels, scored, ("ami",))["ami"]
+    return _score_in_chunks(true_labels, pred_labels, scored, ("ami",), average_method)["ami"]
 
 
 def ari(true_labels: ArrayLike, pred_labels: ArrayLike, scored: ArrayLike) -> np.ndarray:
@@ -268,7 +290,7 @@ def ari(true_labels: ArrayLike, pred_labels: ArrayLike, scored: ArrayLike) -> np
 
 
 def grouping_scores(
-    segmentation: ArrayLike, m: ArrayLike, ignore_value: int = 255
+    segmentation: ArrayLike, m: ArrayLike, ignore_value: int = 255, average_method: str = PAPER_AMI_AVERAGE
 ) -> dict[str, np.ndarray]:
     """AMI and ARI per example of Tagger's groups against a dataset segmentation.
 
@@ -285,7 +307,7 @@ def grouping_scores(
         raise ValueError(
             f"m gives (examples, pixels) {pred.shape}, segmentation gives {true.shape}"
         )
-    return _score_in_chunks(true, pred, true != ignore_value, ("ami", "ari"))
+    return _score_in_chunks(true, pred, true != ignore_value, ("ami", "ari"), average_method)
 
 
 def _ranked_classes(scores: ArrayLike) -> np.ndarray:

@@ -43,13 +43,13 @@ MODELS: dict[str, ModelEntry] = {
     entry.name: entry
     for entry in (
         ModelEntry("tagger", "Tagger: TAG with a Ladder network (Section 2); kwargs: TaggerConfig fields", _tagger),
-        ModelEntry("fc-mlp", "FC MLP baseline (Section 3.2); kwargs: n_inputs, widths", FCMLP),
+        ModelEntry("fc-mlp", "FC MLP baseline (Section 3.3); kwargs: n_inputs, widths", FCMLP),
         ModelEntry(
             "fc-ladder",
-            "FC Ladder baseline (Section 3.2, Rasmus et al. 2015); kwargs: n_inputs, widths, noise_std, denoising_weights",
+            "FC Ladder baseline (Section 3.3, Rasmus et al. 2015); kwargs: n_inputs, widths, noise_std, denoising_weights",
             FCLadder,
         ),
-        ModelEntry("convnet", "Model-C ConvNet baseline (Section 3.2); kwargs: image_size, channels", ModelC),
+        ModelEntry("convnet", "Model-C ConvNet baseline (Section 3.3); kwargs: image_size, channels", ModelC),
     )
 }
 

@@ -11,6 +11,7 @@ from typing import Callable
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from tagdata import make_dataset
 from tagdata.specs import (
@@ -20,6 +21,11 @@ from tagdata.specs import (
     spec_to_toml,
     with_overrides,
 )
+
+# One thread: the suite's models are tiny, and torch's spinning worker threads make a
+# 2-core machine that is busy with anything else many times slower (results are exact at a
+# fixed thread count either way).
+torch.set_num_threads(1)
 
 # CI clones the project with shared/ beside it.
 REAL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
@@ -68,6 +74,23 @@ def real_mnist_dir() -> Path:
     if not (REAL_MNIST / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST not found at {REAL_MNIST}")
     return REAL_MNIST
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory) -> Path:
+    """Full-size MNIST files: the real ones where present, else synthetic ones of the same
+    shapes (60,000 + 10,000 bar images), so that the built-in specs' ranges apply."""
+    if (REAL_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        return REAL_MNIST
+    directory = tmp_path_factory.mktemp("synthetic-mnist")
+    rng = np.random.default_rng(0)
+    rows = np.arange(28)
+    for which, n in (("train", 60000), ("t10k", 10000)):
+        top, left = rng.integers(3, 12, (2, n, 1, 1))
+        bars = ((rows[:, None] >= top) & (rows[:, None] < top + 14) & (rows >= left) & (rows < left + 6))
+        write_idx(directory / f"{which}-images-idx3-ubyte.gz", bars.astype(np.uint8) * 255, compress=True)
+        write_idx(directory / f"{which}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8), compress=True)
+    return directory
 
 
 def tiny_texture_spec(name: str, train: int = 30, valid: int = 12, test: int = 16, seed: int | None = None):

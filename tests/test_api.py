@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -86,8 +87,11 @@ def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 def test_a_regular_install_gives_a_working_tagtool_and_api(tmp_path):
     pytest.importorskip("setuptools")
+    # Build from a copy: setuptools writes build/ and *.egg-info beside the sources.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "results", "*.egg-info", "demo"))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-          str(tmp_path / "wheel"), str(ROOT)], cwd=tmp_path)
+          str(tmp_path / "wheel"), str(source)], cwd=tmp_path)
     wheel = next((tmp_path / "wheel").glob("*.whl"))
     fresh = tmp_path / "fresh"
     _run([sys.executable, "-m", "venv", "--without-pip", str(fresh)])

@@ -16,12 +16,13 @@ import tagmodels
 from tagdata.errors import UserError
 from tagmodels.benchmark import grid as benchmark_module
 from tagmodels.benchmark.grid import Benchmark, Cell, grid
+from tagmodels.benchmark.permutation import pixel_permutation
 from tagmodels.benchmark.settings import LADDER_DENOISING_WEIGHTS, Scale, get_scale
 from tagmodels.benchmark.table import render_table
 from tagmodels.training import grouping as tagger_training
 from tagmodels.training.classification import ClassificationObjective
 
-MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+MNIST: Path  # set per test by _use_mnist: the real files, or synthetic ones where they are missing
 SPLITS = {"train": 120, "valid": 20, "test": 40}
 
 
@@ -45,13 +46,19 @@ def tiny_scale(epochs: int = 1, name: str = "quick") -> Scale:
     )
 
 
+@pytest.fixture(autouse=True)
+def _use_mnist(mnist_dir):
+    global MNIST
+    MNIST = mnist_dir
+
+
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory) -> Path:
+def data_dir(tmp_path_factory, mnist_dir) -> Path:
     """Tiny TextureMNIST1 and TextureMNIST2 files, made once per session."""
     directory = tmp_path_factory.mktemp("data")
     for name in ("texture-mnist1", "texture-mnist2"):
         spec = tagdata.with_overrides(tagdata.resolve_spec(name), **SPLITS)
-        tagdata.make_dataset(spec, directory / f"{name}.h5", mnist_dir=MNIST)
+        tagdata.make_dataset(spec, directory / f"{name}.h5", mnist_dir=mnist_dir)
     return directory
 
 
@@ -139,9 +146,18 @@ def test_finished_cells_are_skipped(tmp_path, data_dir):
     assert again == result and path.stat().st_mtime_ns == stamp
 
 
-def test_half_finished_cell_resumes_to_the_uninterrupted_result(tmp_path, data_dir, monkeypatch):
+def decaying_scale(epochs: int = 3) -> Scale:
+    """The tiny scale with the FC Ladder's learning rate decaying after epoch 1."""
+    scale = tiny_scale(epochs=epochs)
+    for settings in scale.methods["fc-ladder"].values():
+        settings["lr_decay_from"] = 1
+    return scale
+
+
+def test_half_finished_cell_resumes_to_exactly_the_uninterrupted_parameters(tmp_path, data_dir, monkeypatch):
     cell = Cell("fc-ladder", "texture-mnist2", "50000", 0, permuted=True)
-    straight, _ = make(bench_dir(tmp_path / "a", data_dir), tiny_scale(epochs=2)).run(cell)
+    straight_dir = bench_dir(tmp_path / "a", data_dir)
+    straight, _ = make(straight_dir, decaying_scale()).run(cell)
 
     out = bench_dir(tmp_path / "b", data_dir)
     real_validate = ClassificationObjective.validate
@@ -155,14 +171,40 @@ def test_half_finished_cell_resumes_to_the_uninterrupted_result(tmp_path, data_d
 
     monkeypatch.setattr(ClassificationObjective, "validate", killed_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
-        make(out, tiny_scale(epochs=2)).run(cell)
+        make(out, decaying_scale()).run(cell)
     assert not (out / "runs" / cell.name / "result.json").exists()
     monkeypatch.setattr(ClassificationObjective, "validate", real_validate)
 
-    resumed, ran = make(out, tiny_scale(epochs=2)).run(cell)
-    assert ran and resumed["resumed_at_epoch"] == 1 and resumed["epochs"] == 2
+    resumed, ran = make(out, decaying_scale()).run(cell)
+    assert ran and resumed["resumed_at_epoch"] == 1 and resumed["epochs"] == 3
+    a = torch.load(straight_dir / "runs" / cell.name / "checkpoint.pt", weights_only=False)
+    b = torch.load(out / "runs" / cell.name / "checkpoint.pt", weights_only=False)
+    for name, value in a["model"].items():
+        assert torch.equal(value, b["model"][name]), name
+    for key, state in a["optimizer"]["state"].items():
+        for field, value in state.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(b["optimizer"]["state"][key][field])), field
+    lrs = [row["lr"] for row in b["history"]]
+    assert lrs == [row["lr"] for row in a["history"]] == pytest.approx([2e-3, 2e-3, 2e-3 / 2])
     assert resumed["test_error"] == straight["test_error"]
-    assert resumed["final_valid_error"] == straight["final_valid_error"]
+
+
+def test_permuted_cell_trains_the_tagger_phase_on_permuted_pixels(tmp_path, data_dir, monkeypatch):
+    out = bench_dir(tmp_path, data_dir)
+    bench = make(out)
+    seen = {}
+    real_train = benchmark_module.train_tagger
+
+    def spy(run, config, device, resume, progress, splits=None):
+        seen["train"] = splits[0].x.clone()
+        return real_train(run, config, device, resume, progress, splits)
+
+    monkeypatch.setattr(benchmark_module, "train_tagger", spy)
+    bench.run(Cell("tagger", "texture-mnist1", "50000", 0, permuted=True))
+    plain = bench.splits("texture-mnist1").train.x
+    perm = pixel_permutation(plain.shape[1], 0)
+    assert not torch.equal(seen["train"], plain)
+    assert torch.equal(seen["train"], plain[:, perm])
 
 
 def test_run_started_with_other_settings_is_refused(tmp_path, data_dir, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tagmodels.baselines.classifiers import FCMLP, ModelC, mixture_cross_entropy
-from tagmodels.baselines.fc_ladder import DENOISING_WEIGHTS, FCLadder
+from tagmodels.baselines.fc_ladder import FCLadder
 from tagmodels.benchmark.label_budget import labelled_subset
 from tagmodels.benchmark.permutation import permute_split, pixel_permutation
 from tagmodels.metrics import mixture_targets
@@ -129,15 +129,16 @@ def test_group_prediction_sums_digit_probabilities_over_groups_and_renormalises(
     torch.testing.assert_close(group_log_prediction(head).exp(), expected)
 
 
-def test_tagger_head_grows_two_fresh_layers_and_an_11_unit_linear_top():
+def test_tagger_head_grows_two_fresh_layers_and_an_11_unit_softmax_top():
     tagger = small_tagger()
     model = TaggerClassifier(tagger, (8, 6), noise=0.18)
     assert model.tagger.ladder.widths == [12, 8, 6, 8, 6, HEAD_UNITS]
-    assert model.tagger.ladder.top_activation == "linear"
+    assert model.tagger.ladder.top_activation == "softmax"
+    assert model.tagger.ladder.top_scale.shape == (HEAD_UNITS,)  # a fresh c for the fresh top
     assert model.tagger.config.noise == 0.18
     out = model.tagger(split(5).x, groups=4, iterations=2)
-    assert out.top.shape == (5, 4, HEAD_UNITS)
-    assert (out.top < 0).any()  # linear, not ReLU
+    assert out.top_logits.shape == (5, 4, HEAD_UNITS)
+    assert (out.top_logits < 0).any()  # logits, not ReLU
 
 
 def test_tagger_cost_is_denoising_plus_tenth_of_last_iteration_classification():
@@ -149,7 +150,7 @@ def test_tagger_cost_is_denoising_plus_tenth_of_last_iteration_classification():
     cost = model.cost(data.x, targets)
     torch.manual_seed(5)
     out = model.tagger(data.x, 3, 2, corrupt=True)
-    classification = mixture_cross_entropy(group_log_prediction(model.gamma * out.top[:4]), targets)
+    classification = mixture_cross_entropy(group_log_prediction(out.top_logits[:4]), targets)
     torch.testing.assert_close(cost, model.tagger.training_cost(out) + 0.1 * classification)
     assert model.uses_unlabelled
 
@@ -164,8 +165,10 @@ def test_ladder_cost_is_noisy_supervised_plus_weighted_denoising_of_every_layer(
     torch.manual_seed(2)
     noisy = model.ladder(data.x, 0.3)
     clean = model.ladder(data.x)
-    supervised = mixture_cross_entropy(torch.log_softmax(model.gamma * noisy.top[:3], dim=-1), targets)
-    layers = [w * ((r - z) ** 2).mean() for w, r, z in zip(DENOISING_WEIGHTS, noisy.reconstruction, clean.lateral)]
+    supervised = mixture_cross_entropy(torch.log_softmax(noisy.top_logits[:3], dim=-1), targets)
+    paper_weights = (1000.0, 10.0, 0.1, 0.1, 0.1, 0.1, 0.1)  # Rasmus et al.'s, input layer first
+    assert tuple(model.denoising_weights) == paper_weights
+    layers = [w * ((r - z) ** 2).mean() for w, r, z in zip(paper_weights, noisy.reconstruction, clean.lateral)]
     assert len(layers) == 7
     torch.testing.assert_close(cost, supervised + sum(layers))
 
@@ -195,17 +198,18 @@ def test_thousand_labels_are_100_per_class_and_depend_on_the_seed():
     assert labelled_subset(labels, "50000", seed=0) is None
 
 
-def test_thousand_labels_of_two_digit_data_are_distinct_examples():
+def test_thousand_labels_of_two_digit_data_are_100_per_bottom_digit():
     labels = torch.randint(0, 10, (1500, 2), generator=torch.Generator().manual_seed(0))
     chosen = labelled_subset(labels, "1000", seed=4)
     assert len(set(chosen.tolist())) == 1000 and chosen.max() < 1500
+    assert torch.bincount(labels[chosen, 0], minlength=10).tolist() == [100] * 10
 
 
 def test_too_few_examples_of_a_digit_is_a_user_error():
     from tagdata.errors import UserError
 
     labels = torch.zeros(2000, 1, dtype=torch.long)
-    with pytest.raises(UserError, match="digit 1"):
+    with pytest.raises(UserError, match="digit 1 at the bottom"):
         labelled_subset(labels, "1000", seed=0)
 
 

@@ -1,4 +1,4 @@
-"""The Shapes generator against REFERENCE.md section 1."""
+"""The Shapes generator against the recipe of the paper's Section 3 ("Shapes")."""
 
 from __future__ import annotations
 

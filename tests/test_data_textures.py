@@ -1,4 +1,4 @@
-"""The texture bank and the TextureMNIST generators against REFERENCE.md section 2."""
+"""The texture bank and the TextureMNIST generators against the recipe of the paper's Section 3 ("Textured MNIST")."""
 
 from __future__ import annotations
 
@@ -164,4 +164,7 @@ def test_real_mnist_ranges(real_mnist_dir):
     np.testing.assert_array_equal(first["train"]["labels"][:, 0], train_labels[:20])
     np.testing.assert_array_equal(first["valid"]["labels"][:, 0], train_labels[50000:50020])
     np.testing.assert_array_equal(first["test"]["labels"][:, 0], test_labels[:20])
+    # The images too, not only the labels: each split reads its own range of its own file.
+    np.testing.assert_array_equal(first["train"]["masks"][:, 1], train_images[:20] / np.float32(255))
     np.testing.assert_array_equal(first["valid"]["masks"][:, 1], train_images[50000:50020] / np.float32(255))
+    np.testing.assert_array_equal(first["test"]["masks"][:, 1], test_images[:20] / np.float32(255))

@@ -20,25 +20,30 @@ from tagmodels.metrics import (
 TOL = 1e-6
 
 
-def sklearn_scores(true: np.ndarray, pred: np.ndarray, scored: np.ndarray) -> dict:
+METHODS = ("max", "arithmetic")  # the paper's normalisation, and scikit-learn's default since 0.22
+
+
+def sklearn_scores(true: np.ndarray, pred: np.ndarray, scored: np.ndarray, method: str) -> dict:
     """The oracle: sklearn on each example's scored pixels; NaN where none is scored."""
     true, pred, scored = (x.reshape(x.shape[0], -1) for x in (true, pred, scored))
     out = {"ami": [], "ari": []}
     for t, p, s in zip(true, pred, scored):
         empty = not s.any()
-        out["ami"].append(np.nan if empty else adjusted_mutual_info_score(t[s], p[s]))
+        out["ami"].append(np.nan if empty else adjusted_mutual_info_score(t[s], p[s], average_method=method))
         out["ari"].append(np.nan if empty else adjusted_rand_score(t[s], p[s]))
     return {name: np.array(values) for name, values in out.items()}
 
 
 def assert_matches_sklearn(true, pred, scored) -> None:
-    expected = sklearn_scores(np.asarray(true), np.asarray(pred), np.asarray(scored))
-    got = {"ami": ami(true, pred, scored), "ari": ari(true, pred, scored)}
-    for name in ("ami", "ari"):
-        assert got[name].dtype == np.float64
-        assert got[name].shape == expected[name].shape
-        np.testing.assert_array_equal(np.isnan(got[name]), np.isnan(expected[name]))
-        np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=TOL, err_msg=name)
+    """Both AMI normalisations and the ARI agree with scikit-learn on every example."""
+    for method in METHODS:
+        expected = sklearn_scores(np.asarray(true), np.asarray(pred), np.asarray(scored), method)
+        got = {"ami": ami(true, pred, scored, average_method=method), "ari": ari(true, pred, scored)}
+        for name in ("ami", "ari"):
+            assert got[name].dtype == np.float64
+            assert got[name].shape == expected[name].shape
+            np.testing.assert_array_equal(np.isnan(got[name]), np.isnan(expected[name]))
+            np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=TOL, err_msg=f"{name} {method}")
 
 
 def random_batch(rng: np.random.Generator, batch: int, pixels: int):
@@ -108,6 +113,20 @@ def test_degenerate_cases_match_sklearn() -> None:
     assert np.isnan(got[-1]) and np.isnan(ari(true, pred, scored)[-1])
 
 
+def test_the_default_ami_is_the_papers_max_normalisation() -> None:
+    """An imperfect grouping: the max-normalised AMI (the paper's) is the lower one."""
+    true = np.array([[0] * 10 + [1] * 10])
+    pred = np.array([[0] * 10 + [1] * 5 + [2] * 5])  # the second object split in two
+    scored = np.ones_like(true, dtype=bool)
+    default = ami(true, pred, scored)
+    np.testing.assert_allclose(default, adjusted_mutual_info_score(true[0], pred[0], average_method="max"), atol=TOL)
+    assert default[0] < ami(true, pred, scored, average_method="arithmetic")[0] - 0.05
+    scores = grouping_scores(true.reshape(1, 4, 5), np.eye(3)[pred].transpose(0, 2, 1))
+    np.testing.assert_allclose(scores["ami"], default, atol=TOL)
+    with pytest.raises(ValueError, match="average_method"):
+        ami(true, pred, scored, average_method="mean")
+
+
 def test_all_singletons_both_sides_for_many_sizes() -> None:
     rng = np.random.default_rng(6)
     sizes = np.arange(1, 60)
@@ -172,7 +191,7 @@ def test_grouping_scores_flattening_and_ignore_value() -> None:
     pred = np.where(rng.random((batch, h, w)) < 0.7, seg, rng.integers(0, k, (batch, h, w)))
     seg[rng.random((batch, h, w)) < 0.3] = 255
     m = one_hot_groups(pred, k)
-    expected = sklearn_scores(seg, pred, seg != 255)
+    expected = sklearn_scores(seg, pred, seg != 255, "max")
     for groups in (m, m.reshape(batch, k, h * w), torch.from_numpy(m)):
         got = grouping_scores(seg, groups)
         assert set(got) == {"ami", "ari"}

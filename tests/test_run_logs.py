@@ -140,7 +140,7 @@ def test_csv_beside_metrics_and_progress_lines_with_the_overall_eta(shapes_file,
     output = ok("train", "--data", shapes_file, "--out", out, "--epochs", "2", "--batch-size", "32")
     lines = [line for line in output.splitlines() if line.startswith("epoch ")]  # not a terminal: plain lines
     assert len(lines) == 2
-    assert re.fullmatch(r"epoch 1/2: cost [\d.]+, valid_cost [\d.]+, valid_ami [-\d.e]+ \([\d.]+ s, ETA \d+:\d\d\)", lines[0])
+    assert re.fullmatch(r"epoch 1/2: lr [\d.]+, cost [\d.]+, valid_cost [\d.]+, valid_ami [-\d.e]+ \([\d.]+ s, ETA \d+:\d\d\)", lines[0])
     jsonl = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     with open(out / "metrics.csv", newline="") as file:
         rows = list(csv.DictReader(file))

@@ -92,6 +92,7 @@ def test_cli_train_evaluate_visualize(training_shapes, tmp_path):
     assert config["provenance"]["seed"] == 0
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert set(metrics[0]) >= {"epoch", "cost", "valid_cost", "valid_ami", "seconds"}
+    assert metrics[0]["ami_average_method"] == "max"
 
     result = invoke("evaluate", str(out), "--iterations", "3", "--groups", "3", "--limit", "40",
                     "--json", str(tmp_path / "eval.json"))
@@ -99,6 +100,8 @@ def test_cli_train_evaluate_visualize(training_shapes, tmp_path):
     table = json.loads((tmp_path / "eval.json").read_text())
     assert [row["iteration"] for row in table["iterations"]] == [1, 2, 3]
     assert table["groups"] == 3 and table["examples"] == 40
+    assert table["split"] == "test" and table["ami_average_method"] == "max"
+    assert table["denoising_cost_split"] == "valid" and table["denoising_cost_examples"] == 40
     assert {"ami", "ari", "denoising_cost"} <= set(table["iterations"][0])
     assert {"command", "commit", "device", "seed", "wall_seconds"} <= set(table)
     assert table["training"]["epochs"] == 1 and table["training"]["norm"] == "layer"
@@ -109,6 +112,21 @@ def test_cli_train_evaluate_visualize(training_shapes, tmp_path):
     paper = json.loads((tmp_path / "eval4.json").read_text())["paper_table_1a"]
     assert paper["model"] == "Tagger*" and paper["training_hours"] == 3.0
     assert [row["ami"] for row in paper["iterations"]] == [0.70, 0.90, 0.95, 0.96, 0.97, None]
+
+    # Table 1 over "seeds": two evaluations of the run give a median with n = 2.
+    result = invoke("evaluate", str(out), "--iterations", "6", "--limit", "20", "--seed", "1",
+                    "--json", str(tmp_path / "eval5.json"))
+    result = invoke("table1", str(tmp_path / "eval4.json"), str(tmp_path / "eval5.json"),
+                    "--json", str(tmp_path / "t1.json"), "--out", str(tmp_path / "t1.md"))
+    assert result.exit_code == 0, result.output
+    t1 = json.loads((tmp_path / "t1.json").read_text())["models"]["Tagger*"]
+    evals = [json.loads((tmp_path / f"eval{i}.json").read_text())["iterations"] for i in (4, 5)]
+    assert t1["iterations"][0]["ami"]["n"] == 2
+    assert t1["iterations"][0]["ami"]["median"] == pytest.approx((evals[0][0]["ami"] + evals[1][0]["ami"]) / 2)
+    assert t1["iterations"][0]["paper"] == {"ami": 0.70, "denoising_cost": 0.100}
+    assert t1["table_1b"]["iteration"] == 6 and "Tagger*" in (tmp_path / "t1.md").read_text()
+    result = invoke("table1", str(tmp_path / "eval4.json"), str(tmp_path / "eval.json"))
+    assert result.exit_code == 1 and "differ in groups" in result.output
 
     png = tmp_path / "fig.png"
     result = invoke("visualize", str(out), "--out", str(png), "--n", "2", "--iterations", "2", "--remove-group", "1")
@@ -170,9 +188,14 @@ def test_cli_trains_continuous_tagger_on_texture_mnist(texture_file, tmp_path):
 
 def test_speed_train_reports_speed_beside_the_matmul_bound(tmp_path):
     out = tmp_path / "bench.json"
-    result = invoke("speed-train", "--preset", "shapes-small", "--seconds", "0.5", "--device", "cpu", "--out", str(out))
+    result = invoke("speed-train", "--preset", "shapes-small", "--seconds", "0.5", "--device", "cpu",
+                    "--precision", "fp32", "--precision", "bf16", "--compile", "off", "--out", str(out))
     assert result.exit_code == 0, result.output
-    bench = json.loads(out.read_text())
+    report = json.loads(out.read_text())
+    assert [(s["precision"], s["compile"]) for s in report["settings"]] == [("fp32", False), ("bf16", False)]
+    assert set(report["cpu_flags"]) == {"amx_bf16", "avx512_bf16"}
+    assert {"command", "commit", "device", "wall_seconds"} <= set(report)
+    bench = report["settings"][0]
     assert bench["samples_per_second"] > 0 and bench["matmul_bound_samples_per_second"] > 0
     assert bench["fraction_of_bound"] == pytest.approx(
         bench["samples_per_second"] / bench["matmul_bound_samples_per_second"]
@@ -182,4 +205,28 @@ def test_speed_train_reports_speed_beside_the_matmul_bound(tmp_path):
     macs = 4 * n * widths[0] + widths[0] * widths[1] + widths[1] * widths[2]
     macs += widths[2] * widths[1] + widths[1] * widths[0] + 2 * widths[0] * n
     assert bench["gemm_flops_per_sample"] == pytest.approx(4 * 3 * 6 * macs)
-    assert {"command", "commit", "device", "wall_seconds"} <= set(bench)
+
+
+def test_ablation_trains_three_variants_and_reports_their_curves(training_shapes, tmp_path):
+    result = invoke("ablation", "--data", str(training_shapes), "--out", str(tmp_path / "runs"), "--epochs", "1",
+                    "--iterations", "2", "--device", "cpu", "--json", str(tmp_path / "ablation.json"))
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "ablation.json").read_text())
+    assert set(report["variants"]) == {"full", "no-delta-z", "no-likelihood"}
+    for name, zeroed in (("full", []), ("no-delta-z", ["delta_z"]), ("no-likelihood", ["likelihood"])):
+        assert report["variants"][name]["zeroed_inputs"] == zeroed and len(report["variants"][name]["ami"]) == 2
+        assert json.loads((tmp_path / "runs" / name / "config.json").read_text())["tagger"]["zeroed_inputs"] == zeroed
+    assert report["ami_average_method"] == "max"
+
+
+def test_zeroed_inputs_reach_the_network_as_zeros():
+    from tagmodels.tagger.model import Tagger, TaggerConfig
+
+    model = Tagger(TaggerConfig(n_inputs=5, widths=(6, 4), zeroed_inputs=("delta_z",)))
+    seen = []
+    model.input_map.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    model(torch.rand(2, 5).round(), groups=3, iterations=1)
+    blocks = seen[0].view(2, 3, 4, 5)
+    assert torch.all(blocks[:, :, 1] == 0) and torch.all(blocks[:, :, 3] > 0)
+    with pytest.raises(ValueError, match="cannot zero"):
+        Tagger(TaggerConfig(n_inputs=5, widths=(6, 4), zeroed_inputs=("m",)))

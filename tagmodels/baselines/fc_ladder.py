@@ -14,11 +14,11 @@ depth as this one (six layers to the 10-way output; theirs 1000-500-250-250-250-
 3000-2000-1000-500-250-10). The same costs are used with all 50,000 labels, where they act
 as a regulariser, as in Rasmus et al.'s full-label results.
 
-Two simplifications, both forced by or harmless with the shared :class:`Ladder`:
-the clean targets z_l are batch-normalised already (unit variance per unit, so the encoder
-cannot shrink them to make the cost vanish), so z^_l is compared with them directly rather
-than re-normalised with the clean batch statistics; and the output softmax gets its learned
-per-unit scale gamma here, since the shared Ladder applies only a bias after its norm.
+The output layer is the shared Ladder's softmax top, softmax(c (norm(W h) + b)) with its
+learned per-unit scale c. One simplification: the clean targets z_l are batch-normalised
+already (unit variance per unit, so the encoder cannot shrink them to make the cost
+vanish), so z^_l is compared with them directly rather than re-normalised with the clean
+batch statistics.
 """
 
 from __future__ import annotations
@@ -65,24 +65,23 @@ class FCLadder(nn.Module):
         denoising_weights: Sequence[float] = DENOISING_WEIGHTS,
     ) -> None:
         super().__init__()
-        self.ladder = Ladder((n_inputs, *widths, N_CLASSES), norm="batch", top_activation="linear")
+        self.ladder = Ladder((n_inputs, *widths, N_CLASSES), norm="batch", top_activation="softmax")
         if len(denoising_weights) != self.ladder.depth + 1:
             raise ValueError(
                 f"{len(denoising_weights)} denoising weights for a Ladder with {self.ladder.depth + 1} levels"
             )
         self.noise_std = noise_std
         self.denoising_weights = tuple(float(w) for w in denoising_weights)
-        self.gamma = nn.Parameter(torch.ones(N_CLASSES))
 
-    def log_probs(self, top: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(self.gamma * top, dim=-1)
+    def log_probs(self, top_logits: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(top_logits, dim=-1)
 
     def cost(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Supervised cost on the noisy output of the labelled rows + denoising on all rows."""
         with frozen_running_stats(self):
             noisy = self.ladder(x, self.noise_std)
         clean = self.ladder(x)
-        supervised = mixture_cross_entropy(self.log_probs(noisy.top[: len(targets)]), targets)
+        supervised = mixture_cross_entropy(self.log_probs(noisy.top_logits[: len(targets)]), targets)
         return supervised + self.denoising_cost(noisy.reconstruction, clean.lateral)
 
     def denoising_cost(self, reconstruction: list[torch.Tensor], clean: list[torch.Tensor]) -> torch.Tensor:
@@ -93,4 +92,4 @@ class FCLadder(nn.Module):
         )
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.log_probs(self.ladder(x).top).exp()
+        return self.log_probs(self.ladder(x).top_logits).exp()

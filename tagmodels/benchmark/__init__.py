@@ -1,4 +1,4 @@
-"""The Table 2 benchmark: classification on TextureMNIST1/2 (paper, Section 3.2).
+"""The Table 2 benchmark: classification on TextureMNIST1/2 (paper, Section 3.3).
 
 - ``settings``: per method, dataset, label budget and scale, the hyper-parameters
 - ``label_budget``: the 1,000-label draws of the semi-supervised columns

@@ -33,6 +33,7 @@ from tagmodels.benchmark.label_budget import labelled_subset
 from tagmodels.benchmark.permutation import permute_split, pixel_permutation
 from tagmodels.benchmark.settings import Scale
 from tagmodels.benchmark.table import write_table
+from tagmodels.metrics import PAPER_AMI_AVERAGE
 from tagmodels.tagger.classifier import TaggerClassifier
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.training.classification import (
@@ -138,8 +139,12 @@ class Benchmark:
         mnist_dir: str | None = None,
         progress: bool = False,
         log: Callable[[str], None] = print,
+        precision: str = "fp32",
+        compile: bool = False,
     ) -> None:
         self.out = Path(out)
+        self.precision = precision
+        self.compile = compile
         self.scale = scale
         self.device = device
         self.mnist_dir = mnist_dir
@@ -209,7 +214,10 @@ class Benchmark:
         if cell.permuted:
             splits = splits.permuted(cell.seed)
         run = RunDir(path.parent)
-        identity = {"cell": asdict(cell), "scale": self.scale.name, "settings": settings}
+        identity = {
+            "cell": asdict(cell), "scale": self.scale.name, "settings": settings,
+            "execution": {"precision": self.precision, "compile": self.compile},
+        }
         resumed = self._open_run(run, identity, splits)
 
         unsupervised = None
@@ -220,8 +228,13 @@ class Benchmark:
         model = build_classifier(cell.method, settings, splits.train, tagger).to(self.device)
         labelled = labelled_subset(splits.train.labels, cell.labels, cell.seed)
         objective = ClassificationObjective(model, splits.train, labelled, splits.valid, settings["batch_size"])
-        schedule = Schedule(settings["epochs"], settings["lr"], settings["batch_size"], cell.seed)
-        history = fit(objective, objective.n_train, schedule, run, resume=True, progress=self.progress)
+        schedule = Schedule(
+            settings["epochs"], settings["lr"], settings["batch_size"], cell.seed, settings.get("lr_decay_from")
+        )
+        history = fit(
+            objective, objective.n_train, schedule, run, resume=True, progress=self.progress,
+            precision=self.precision, compile=self.compile,
+        )
 
         evaluated = time.perf_counter()
         error = classification_error(model, splits.test, settings["batch_size"])
@@ -241,6 +254,7 @@ class Benchmark:
             "wall_seconds": round(now - started, 3),
             "unsupervised_phase": unsupervised,
             "settings": settings,
+            "execution": identity["execution"],
             "data": str(splits.path.resolve()),
             **provenance(self.device, cell.seed),
         }
@@ -268,7 +282,10 @@ class Benchmark:
             if config.get("benchmark") != phase:
                 raise UserError(f"{run.path} was trained with other settings; delete it to train it again")
         else:
-            config = new_run_config(phase["preset"], str(splits.path), cell.seed, self.device, **phase["overrides"])
+            config = new_run_config(
+                phase["preset"], str(splits.path), cell.seed, self.device, self.precision, self.compile,
+                **phase["overrides"],
+            )
             config["benchmark"] = phase
             run.create(config)
         tagger, history = train_tagger(
@@ -279,6 +296,7 @@ class Benchmark:
             "epochs": len(history),
             "train_seconds": training_seconds(history),
             "final_valid_ami": history[-1]["valid_ami"] if history else None,
+            "ami_average_method": PAPER_AMI_AVERAGE,
         }
         return tagger, summary
 

@@ -1,9 +1,10 @@
 """Training speed against what this machine's matrix multiply allows for the same work.
 
 The bound: record every GEMM one training step performs (each linear map's forward, and
-its two backward products), time exactly those GEMMs alone on this device, and convert to
-samples per second. A step can only approach it by keeping everything else (norms,
-elementwise TAG maths, the optimiser) cheap.
+its two backward products), time exactly those GEMMs alone on this device in the step's
+precision (bf16 for bf16 autocast), and convert to samples per second. A step can only
+approach it by keeping everything else (norms, elementwise TAG maths, the optimiser) cheap.
+The step is the training loop's: the same autocast, compilation and fused Adam.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 from tagmodels.tagger.model import Tagger
 from tagmodels.tagger.presets import get_preset
 from tagmodels.training.grouping import tagger_config
+from tagmodels.training.precision import autocast
 
 GemmShape = tuple[int, int, int]  # (rows, in, out) of one linear map's forward product
 
@@ -58,16 +60,16 @@ def record_gemms(model: nn.Module, step: Callable[[], Any]) -> list[GemmShape]:
     return shapes
 
 
-def gemm_seconds(shapes: list[GemmShape], device: torch.device) -> float:
+def gemm_seconds(shapes: list[GemmShape], device: torch.device, dtype: torch.dtype = torch.float32) -> float:
     """Time of the forward GEMM and both backward GEMMs (input and weight gradients) of each shape."""
     total = 0.0
     timed: dict[GemmShape, float] = {}
     for shape in shapes:
         if shape not in timed:
             rows, n_in, n_out = shape
-            x = torch.randn(rows, n_in, device=device)
-            w = torch.randn(n_out, n_in, device=device)
-            g = torch.randn(rows, n_out, device=device)
+            x = torch.randn(rows, n_in, device=device, dtype=dtype)
+            w = torch.randn(n_out, n_in, device=device, dtype=dtype)
+            g = torch.randn(rows, n_out, device=device, dtype=dtype)
 
             def products() -> None:
                 x @ w.T  # forward
@@ -79,36 +81,51 @@ def gemm_seconds(shapes: list[GemmShape], device: torch.device) -> float:
     return total
 
 
-def measure_training_speed(preset_name: str, device: torch.device, seconds: float = 10.0, seed: int = 0) -> dict[str, Any]:
+def measure_training_speed(
+    preset_name: str, device: torch.device, seconds: float = 10.0, seed: int = 0,
+    precision: str = "fp32", compile: bool = False,
+) -> dict[str, Any]:
     """Training samples per second of a preset's Tagger on random data of its input size."""
     preset = get_preset(preset_name)
     kind = "binary" if preset.dataset_kind == "shapes" else "continuous"
     n_inputs = 400 if kind == "binary" else 784
     torch.manual_seed(seed)
     model = Tagger(tagger_config(preset, n_inputs, kind)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=preset.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=preset.lr, fused=True)
     batch = torch.rand(preset.batch_size, n_inputs, device=device)
     if kind == "binary":
         batch = (batch < preset.data_mean).float()
+    shapes = record_gemms(model, lambda: model(batch, preset.groups, preset.iterations))
+    if compile:
+        model.compile()
+    cast = autocast(precision, device)
 
     def step() -> None:
-        cost = model.training_cost(model(batch, preset.groups, preset.iterations))
+        with cast:
+            cost = model.training_cost(model(batch, preset.groups, preset.iterations))
         optimizer.zero_grad(set_to_none=True)
         cost.backward()
         optimizer.step()
 
-    shapes = record_gemms(model, step)
+    started = time.perf_counter()
+    step()  # compiles, when asked
+    _synchronize(device)
+    first_step_seconds = time.perf_counter() - started
     step_seconds = _seconds_per_call(step, device, min_seconds=seconds)
-    bound_seconds = gemm_seconds(shapes, device)
+    bound_seconds = gemm_seconds(shapes, device, torch.bfloat16 if precision == "bf16" else torch.float32)
     flops = sum(6 * rows * n_in * n_out for rows, n_in, n_out in shapes)
     return {
         "model": "tagger",
         "preset": preset_name,
+        "precision": precision,
+        "compile": compile,
         "batch_size": preset.batch_size,
         "groups": preset.groups,
         "iterations": preset.iterations,
         "widths": list(preset.widths),
+        "norm": preset.norm,
         "gemm_flops_per_sample": flops / preset.batch_size,
+        "first_step_seconds": round(first_step_seconds, 3),
         "samples_per_second": preset.batch_size / step_seconds,
         "matmul_bound_samples_per_second": preset.batch_size / bound_seconds,
         "fraction_of_bound": bound_seconds / step_seconds,

@@ -1,17 +1,18 @@
-"""FC Tagger as a classifier: the supervised second phase of the paper's Section 4.
+"""FC Tagger as a classifier: the supervised second phase of the paper's Section 3.3.
 
-After unsupervised training, the Ladder of the trained Tagger grows on top. REFERENCE gives
-the widths as (3000, 2000, 1000, 500, 250, 11) with "two fresh layers": the two fresh
-*hidden* layers are 500 and 250, and the 11-unit layer is the output layer, grown as the
-Ladder's new top with a linear activation. Keeping the head inside the Ladder (rather than a
-separate map on top) is how Rasmus et al. place the softmax layer, and it means the decoder
+After unsupervised training, the Ladder of the trained Tagger grows "two fresh randomly
+initialized layers on top" (Section 3.3), giving Table 2's widths 3000-2000-1000-500-250 and
+the 11-unit output: the two fresh *hidden* layers are 500 and 250, and the 11-unit layer is
+the output layer, grown as the Ladder's new softmax top (with its learned per-unit scale,
+as Rasmus et al.). Keeping the head inside the Ladder (rather than a separate map on top) is how Rasmus et al. place the softmax layer, and it means the decoder
 starts from the class layer, so class evidence flows top-down into the next iteration's z
 and m. The head runs per group (groups are batch rows): a softmax over 10 digits + "no
 class"; the prediction is the sum over groups of the 10 digit probabilities, renormalised.
 
 Training cost: Tagger's denoising cost (all rows, labelled or not) + 0.1 x the cross-entropy
 of the (mixture) targets against the prediction of the last iteration (labelled rows only).
-The supervised phase corrupts with sigma 0.18 and runs 4 iterations (REFERENCE section 3).
+The supervised phase corrupts with sigma 0.18 and runs 4 iterations: the paper does not
+state them; these are its 2016 release's settings.
 """
 
 from __future__ import annotations
@@ -63,23 +64,20 @@ class TaggerClassifier(nn.Module):
     ) -> None:
         super().__init__()
         tagger.config = replace(tagger.config, noise=noise)
-        tagger.ladder.grow((*fresh_widths, HEAD_UNITS), top_activation="linear")
+        tagger.ladder.grow((*fresh_widths, HEAD_UNITS), top_activation="softmax")
         self.tagger = tagger
         self.groups = groups
         self.iterations = iterations
         self.classification_weight = classification_weight
-        # Rasmus et al.'s softmax layer scales its input per unit (gamma); the shared
-        # Ladder applies only a bias after the norm, so the head scales here.
-        self.gamma = nn.Parameter(torch.ones(HEAD_UNITS))
 
-    def log_prediction(self, top: torch.Tensor) -> torch.Tensor:
-        return group_log_prediction(self.gamma * top)
+    def log_prediction(self, top_logits: torch.Tensor) -> torch.Tensor:
+        return group_log_prediction(top_logits)
 
     def cost(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         out = self.tagger(x, self.groups, self.iterations, corrupt=True)
-        classification = mixture_cross_entropy(self.log_prediction(out.top[: len(targets)]), targets)
+        classification = mixture_cross_entropy(self.log_prediction(out.top_logits[: len(targets)]), targets)
         return self.tagger.training_cost(out) + self.classification_weight * classification
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         out = self.tagger(x, self.groups, self.iterations, corrupt=False)
-        return self.log_prediction(out.top).exp()
+        return self.log_prediction(out.top_logits).exp()

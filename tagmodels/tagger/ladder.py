@@ -1,8 +1,10 @@
 """A fully connected Ladder network (Rasmus et al. 2015) as Tagger uses it.
 
-Encoder layer l: z_l = normalise(W_l h_{l-1}) (the lateral signal), h_l = ReLU(z_l + b_l).
-Decoder from the top down: u_l = normalise(V_l z^_{l+1}) (at the top, u_L = normalise(h_L)),
-z^_l = g(z_l, u_l) with the Gaussian combinator g. Tagger injects no noise inside the Ladder
+Encoder layer l: z_l = normalise(W_l h_{l-1}) (the lateral signal), h_l = ReLU(z_l + b_l);
+the top layer is a softmax with a learned per-unit scale c, h_L = softmax(c (z_L + b_L)), as
+in Rasmus et al. and the 2016 Tagger (a ReLU top is an option). Decoder from the top down:
+u_l = normalise(V_l z^_{l+1}) (at the top, u_L = normalise(h_L)), z^_l = g(z_l, u_l) with
+the Gaussian combinator g. Tagger injects no noise inside the Ladder
 and uses no Ladder denoising costs; the FC Ladder baseline passes ``noise_std`` and builds its
 per-layer costs from :class:`LadderOutput`.
 """
@@ -17,7 +19,8 @@ from torch import nn
 
 from tagmodels.layers import Norm, UnitAffine, make_norm, scaled_linear
 
-TopActivation = Literal["relu", "linear"]
+TopActivation = Literal["softmax", "relu"]
+TOP_ACTIVATIONS: tuple[str, ...] = ("softmax", "relu")
 
 
 class GaussianCombinator(nn.Module):
@@ -47,12 +50,16 @@ class GaussianCombinator(nn.Module):
 
 @dataclass
 class LadderOutput:
-    """One pass: the top activation, the lateral signals z_l and the reconstructions z^_l.
+    """One pass: the top activation and its logits, the lateral signals z_l and the
+    reconstructions z^_l.
 
-    Index 0 is the input layer (its lateral signal is the input itself), index L the top.
+    ``top_logits`` is c (z_L + b_L) for a softmax top (heads take log_softmax of it, which
+    is stable), the pre-activation z_L + b_L for a ReLU top. Index 0 of the lists is the
+    input layer (its lateral signal is the input itself), index L the top.
     """
 
     top: torch.Tensor
+    top_logits: torch.Tensor
     lateral: list[torch.Tensor]
     reconstruction: list[torch.Tensor]
 
@@ -65,7 +72,7 @@ class Ladder(nn.Module):
         widths: Sequence[int],
         norm: Norm = "batch",
         gate_sigmoid: bool = False,
-        top_activation: TopActivation = "relu",
+        top_activation: TopActivation = "softmax",
         running_stats: bool = True,
     ) -> None:
         super().__init__()
@@ -74,7 +81,6 @@ class Ladder(nn.Module):
         self.norm = norm
         self.running_stats = running_stats
         self.gate_sigmoid = gate_sigmoid
-        self.top_activation = top_activation
         self.widths: list[int] = [int(widths[0])]
         self.encoder = nn.ModuleList()
         self.encoder_norm = nn.ModuleList()
@@ -84,8 +90,10 @@ class Ladder(nn.Module):
         self.combinator = nn.ModuleList([GaussianCombinator(self.widths[0], gate_sigmoid)])
         self.grow(widths[1:], top_activation)
 
-    def grow(self, widths: Sequence[int], top_activation: TopActivation = "relu") -> None:
+    def grow(self, widths: Sequence[int], top_activation: TopActivation = "softmax") -> None:
         """Add fresh layers on top (Tagger's supervised phase adds two); the old top becomes ReLU."""
+        if top_activation not in TOP_ACTIVATIONS:
+            raise ValueError(f"unknown top activation {top_activation!r}: choose one of {', '.join(TOP_ACTIVATIONS)}")
         for width in widths:
             below = self.widths[-1]
             self.encoder.append(scaled_linear(below, width))
@@ -96,6 +104,8 @@ class Ladder(nn.Module):
             self.combinator.append(GaussianCombinator(width, self.gate_sigmoid))
             self.widths.append(int(width))
         self.top_activation = top_activation
+        # c, the softmax top's per-unit scale (a fresh top gets a fresh one).
+        self.top_scale = nn.Parameter(torch.ones(self.widths[-1])) if top_activation == "softmax" else None
 
     @property
     def depth(self) -> int:
@@ -112,9 +122,13 @@ class Ladder(nn.Module):
                 z = z + noise_std * torch.randn_like(z)
             lateral.append(z)
             h = self.encoder_affine[layer](z)
-            if layer < self.depth - 1 or self.top_activation == "relu":
+            if layer < self.depth - 1:
                 h = torch.relu(h)
-        top = h
+        if self.top_scale is not None:
+            top_logits = self.top_scale * h
+            top = torch.softmax(top_logits, dim=-1)
+        else:
+            top_logits, top = h, torch.relu(h)
         u = self.decoder_norm[self.depth](top)
         z_hat = self.combinator[self.depth](lateral[self.depth], u)
         reconstruction = [z_hat]
@@ -123,4 +137,4 @@ class Ladder(nn.Module):
             z_hat = self.combinator[layer](lateral[layer], u)
             reconstruction.append(z_hat)
         reconstruction.reverse()
-        return LadderOutput(top=top, lateral=lateral, reconstruction=reconstruction)
+        return LadderOutput(top=top, top_logits=top_logits, lateral=lateral, reconstruction=reconstruction)

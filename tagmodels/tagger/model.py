@@ -16,11 +16,12 @@ from torch import nn
 
 from tagmodels.layers import Norm, UnitAffine, make_norm, scaled_linear
 from tagmodels.tagger import tag
-from tagmodels.tagger.ladder import Ladder
+from tagmodels.tagger.ladder import Ladder, TopActivation
 
 ZInput = Literal["probability", "logit"]
-IterationReduction = Literal["sum", "mean"]
+IterationReduction = Literal["mean", "sum"]
 REMOVED_LOGIT = -1e4  # m logit of a removed group: its softmax weight underflows to 0
+ABLATABLE_INPUTS = ("delta_z", "likelihood")
 
 
 @dataclass
@@ -34,9 +35,11 @@ class TaggerConfig:
     noise: float = 0.2  # beta (bit-flip probability) or sigma (Gaussian std)
     data_mean: float = 0.26  # z^0
     gate_sigmoid: bool = False  # the paper's sigmoid on the combinator gate (continuous)
-    delta_z_form: tag.DeltaZForm = "paper"
-    z_input: ZInput = "probability"  # "logit": feed pre-sigmoid z (binary), as the reference
-    iteration_reduction: IterationReduction = "sum"  # paper sums over iterations; reference averages
+    delta_z_form: tag.DeltaZForm = "equation-4"  # or "gradient", "algorithm-1" (tag.py)
+    z_input: ZInput = "probability"  # "logit": feed pre-sigmoid z (binary), as the 2016 release
+    iteration_reduction: IterationReduction = "mean"  # Section 3.1 averages over iterations; "sum": equation (1)
+    top_activation: TopActivation = "softmax"  # the Ladder's top (Rasmus et al.); "relu" an option
+    zeroed_inputs: tuple[str, ...] = ()  # ablations: "delta_z" and/or "likelihood" fed as zeros
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,6 +48,7 @@ class TaggerConfig:
     def from_dict(cls, data: dict) -> "TaggerConfig":
         data = dict(data)
         data["widths"] = tuple(data["widths"])
+        data["zeroed_inputs"] = tuple(data.get("zeroed_inputs", ()))
         return cls(**data)
 
 
@@ -52,14 +56,14 @@ class TaggerConfig:
 class TaggerOutput:
     """Per-iteration results: z^i and log m^i (B, K, N) and the denoising cost of each.
 
-    ``cost[i]`` is -log q_i(x) averaged over batch and elements; ``top`` is the Ladder's top
-    activation of the last iteration (B, K, top width), which classification heads read.
+    ``cost[i]`` is -log q_i(x) averaged over batch and elements; ``top_logits`` are the
+    Ladder's top logits of the last iteration (B, K, top width), which classification heads read.
     """
 
     z: list[torch.Tensor]
     log_m: list[torch.Tensor]
     cost: torch.Tensor
-    top: torch.Tensor
+    top_logits: torch.Tensor
 
     @property
     def m(self) -> list[torch.Tensor]:
@@ -71,13 +75,16 @@ class Tagger(nn.Module):
 
     def __init__(self, config: TaggerConfig) -> None:
         super().__init__()
+        unknown = set(config.zeroed_inputs) - set(ABLATABLE_INPUTS)
+        if unknown:
+            raise ValueError(f"cannot zero {sorted(unknown)}: choose from {', '.join(ABLATABLE_INPUTS)}")
         self.config = config
         n, width = config.n_inputs, config.widths[0]
         self.input_map = scaled_linear(4 * n, width)
         self.input_norm = make_norm(config.norm, width, running_stats=False)
         self.input_affine = UnitAffine(width)
         self.ladder = Ladder(
-            config.widths, config.norm, config.gate_sigmoid, "relu", running_stats=False
+            config.widths, config.norm, config.gate_sigmoid, config.top_activation, running_stats=False
         )
         self.z_map = scaled_linear(width, n)
         self.z_norm = make_norm(config.norm, n, running_stats=False)
@@ -105,19 +112,23 @@ class Tagger(nn.Module):
     def step(
         self, x_tilde: torch.Tensor, z: torch.Tensor, z_in: torch.Tensor, log_m: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One iteration of the parametric mapping; returns z pre-activation, m logits, top."""
+        """One iteration of the parametric mapping; returns z pre-activation, m logits, top logits."""
         cfg = self.config
         b, k, n = z.shape
         delta_z, likelihood = tag.delta_z_and_likelihood(
             cfg.input_kind, x_tilde, z, log_m, cfg.noise, self.variance, cfg.delta_z_form
         )
+        if "delta_z" in cfg.zeroed_inputs:
+            delta_z = torch.zeros_like(delta_z)
+        if "likelihood" in cfg.zeroed_inputs:
+            likelihood = torch.zeros_like(likelihood)
         inputs = torch.cat([z_in, delta_z, log_m.exp(), likelihood], dim=-1).reshape(b * k, 4 * n)
         h0 = torch.relu(self.input_affine(self.input_norm(self.input_map(inputs))))
         out = self.ladder(h0)
         bottom = out.reconstruction[0]
         z_pre = self.z_affine(self.z_norm(self.z_map(bottom))).view(b, k, n)
         m_logits = (self.m_scale * self.m_norm(self.m_map(bottom))).view(b, k, n)
-        return z_pre, m_logits, out.top.view(b, k, -1)
+        return z_pre, m_logits, out.top_logits.view(b, k, -1)
 
     def forward(
         self,
@@ -159,10 +170,12 @@ class Tagger(nn.Module):
             zs.append(z)
             log_ms.append(log_m)
             costs.append(cost.mean())
-        return TaggerOutput(z=zs, log_m=log_ms, cost=torch.stack(costs), top=top)
+        return TaggerOutput(z=zs, log_m=log_ms, cost=torch.stack(costs), top_logits=top)
 
     def training_cost(self, output: TaggerOutput) -> torch.Tensor:
-        """C = sum over iterations of -log q_i(x) (paper), or their mean (reference release)."""
+        """C = the mean over iterations of -log q_i(x) (Section 3.1), or their sum (equation 1)."""
+        if self.config.iteration_reduction == "mean":
+            return output.cost.mean()
         if self.config.iteration_reduction == "sum":
             return output.cost.sum()
-        return output.cost.mean()
+        raise ValueError(f"unknown iteration_reduction {self.config.iteration_reduction!r}: 'mean' or 'sum'")

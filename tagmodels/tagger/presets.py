@@ -1,4 +1,4 @@
-"""Named hyper-parameter sets: the paper's (REFERENCE.md section 3) and small CPU ones.
+"""Named hyper-parameter sets: the paper's (Section 3.1; Appendix A.3-A.4) and small CPU ones.
 
 A preset fixes the model's shape and the training schedule; the data decides the input
 kind and size. Every field can be overridden from the command line.

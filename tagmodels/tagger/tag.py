@@ -17,9 +17,16 @@ from typing import Literal
 import torch
 
 InputKind = Literal["binary", "continuous"]
-DeltaZForm = Literal["paper", "reference"]
+# The continuous delta z: equation (4)'s m_k (x~ - z_k) (the default; the 2016 release
+# computes the same), Appendix A.5's exact gradient (equation 28) up to the constant
+# 1 / (v + sigma^2), i.e. the residual weighted by the posterior of group k, or
+# Algorithm 1's literal (x~ - z_k) m_k z~_k.
+DeltaZForm = Literal["equation-4", "gradient", "algorithm-1"]
+DELTA_Z_FORMS: tuple[str, ...] = ("equation-4", "gradient", "algorithm-1")
 
-BINARY_CLIP = 1e-4  # the reference clips the mixture probability to [1e-4, 1 - 1e-4]
+# The binary mixture probability p is squashed affinely into [eps, 1 - eps] before the
+# cross-entropy, p (1 - 2 eps) + eps: unlike a clamp, a confidently wrong pixel keeps a gradient.
+BINARY_EPS = 1e-4
 
 
 def corrupt(x: torch.Tensor, kind: InputKind, noise: float) -> torch.Tensor:
@@ -42,13 +49,15 @@ def delta_z_and_likelihood(
     log_m: torch.Tensor,
     noise: float,
     v: torch.Tensor | None = None,
-    delta_z_form: DeltaZForm = "paper",
+    delta_z_form: DeltaZForm = "equation-4",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The inference inputs delta z_k and L(m_k), each (B, K, N).
+    """The inference inputs delta z_k and L(m_k), each (B, K, N) (equations 4 and 5).
 
-    Both input kinds give delta z_k = d log p(x~) / d z_k up to a positive constant, the
-    direction in which group k's expectation should move to explain the corrupted input.
-    L(m_k) is the likelihood of x~ under group k alone, normalised over k.
+    delta z_k is the direction in which group k's expectation should move to explain the
+    corrupted input: the binary one is Appendix A.5's exact gradient of log p(x~) up to a
+    positive constant; the continuous one follows ``delta_z_form``. L(m_k) is the
+    likelihood of x~ under group k alone, normalised over k (a likelihood ratio, not
+    weighted by m).
     """
     x_t = x_tilde.unsqueeze(1)
     m = log_m.exp()
@@ -63,11 +72,14 @@ def delta_z_and_likelihood(
     assert v is not None, "continuous inputs need the variance v"
     # z~_k = N(x~; z_k, v + sigma^2); L(m_k) = z~_k normalised over k.
     log_z_tilde = gaussian_log_density(x_t, z, v + noise**2)
-    if delta_z_form == "paper":
-        # (x~ - z_k) m_k z~_k, normalised per element: the exact gradient times (v + sigma^2).
+    if delta_z_form == "equation-4":
+        weight = m
+    elif delta_z_form == "gradient":  # m_k z~_k / sum_h m_h z~_h: the posterior of group k
         weight = torch.softmax(log_m + log_z_tilde, dim=1)
+    elif delta_z_form == "algorithm-1":
+        weight = m * log_z_tilde.exp()
     else:
-        weight = m  # the 2016 reference release: delta z_k = m_k (x~ - z_k)
+        raise ValueError(f"unknown delta_z_form {delta_z_form!r}: choose one of {', '.join(DELTA_Z_FORMS)}")
     delta_z = weight * (x_t - z)
     return delta_z, torch.softmax(log_z_tilde, dim=1)
 
@@ -79,9 +91,9 @@ def negative_log_likelihood(
     log_m: torch.Tensor,
     v: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """-log q(x) per element (B, N) with q(x) = sum_k m_k q(x | z_k): the denoising cost."""
+    """-log q(x) per element (B, N) with q(x) = sum_k m_k q(x | z_k) (equation 2): the denoising cost."""
     if kind == "binary":
-        p = (log_m.exp() * z).sum(dim=1).clamp(BINARY_CLIP, 1.0 - BINARY_CLIP)
+        p = (log_m.exp() * z).sum(dim=1) * (1.0 - 2.0 * BINARY_EPS) + BINARY_EPS
         return -(x * torch.log(p) + (1.0 - x) * torch.log1p(-p))
     assert v is not None, "continuous inputs need the variance v"
     log_q = torch.logsumexp(log_m + gaussian_log_density(x.unsqueeze(1), z, v), dim=1)

@@ -8,8 +8,8 @@ runs stay exact); the two are stacked, labelled rows first. Purely supervised mo
 on the 1,000 labelled examples alone.
 
 Evaluation runs on clean input, in eval mode, with a fixed seed for anything random (the
-Tagger's initial m), and scores top-1 error with one digit and top-2 with two (REFERENCE
-section 4), in percent.
+Tagger's initial m), and scores top-1 error with one digit and top-2 with two (Section 3.3),
+in percent.
 """
 
 from __future__ import annotations

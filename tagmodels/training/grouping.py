@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from tagdata.errors import UserError
+from tagmodels.metrics import PAPER_AMI_AVERAGE
 from tagmodels.tagger.evaluation import evaluate_grouping
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.tagger.presets import Preset, get_preset
@@ -29,7 +30,7 @@ BEST = Selection("valid_ami")  # best.pt: the epoch whose validation AMI is high
 RUN_FIELDS = {"model": str, "data": str, "tagger": dict, "training": dict}
 TRAINING_FIELDS = {
     "epochs": int, "lr": (int, float), "batch_size": int, "groups": int, "iterations": int,
-    "eval_iterations": int, "valid_examples": int, "seed": int,
+    "eval_iterations": int, "valid_examples": int, "seed": int, "precision": str, "compile": bool,
 }
 
 
@@ -50,7 +51,7 @@ class GroupingObjective:
         out = self.model(self.x[batch.to(self.x.device)], self.groups, self.iterations, corrupt=True)
         return self.model.training_cost(out)
 
-    def validate(self) -> dict[str, float | list[float]]:
+    def validate(self) -> dict[str, float | list[float] | str]:
         rows = evaluate_grouping(
             self.model, self.valid.x, self.valid.segmentation, self.groups, self.iterations,
             self.batch_size, VALIDATION_SEED,
@@ -59,6 +60,7 @@ class GroupingObjective:
             "valid_cost": rows[-1]["denoising_cost"],
             "valid_ami": rows[-1]["ami"],
             "valid_ami_iterations": [row["ami"] for row in rows],
+            "ami_average_method": PAPER_AMI_AVERAGE,
         }
 
 
@@ -75,8 +77,12 @@ def tagger_config(preset: Preset, n_inputs: int, kind: str) -> TaggerConfig:
     )
 
 
-def new_run_config(preset_name: str, data_path: str, seed: int, device: torch.device, **overrides: Any) -> dict[str, Any]:
-    """config.json for a fresh run: the preset with overrides, sized to the data."""
+def new_run_config(
+    preset_name: str, data_path: str, seed: int, device: torch.device, precision: str = "fp32",
+    compile: bool = False, **overrides: Any,
+) -> dict[str, Any]:
+    """config.json for a fresh run: the preset with overrides, sized to the data, and how it
+    runs (precision, compilation; kept on resume)."""
     preset = get_preset(preset_name).with_overrides(**overrides)
     _check_positive(preset)
     train = load_split(data_path, "train", limit=1)
@@ -91,7 +97,7 @@ def new_run_config(preset_name: str, data_path: str, seed: int, device: torch.de
         "preset": preset_name,
         "data": str(Path(data_path).resolve()),
         "tagger": model.to_dict(),
-        "training": {**asdict(preset), "seed": seed},
+        "training": {**asdict(preset), "seed": seed, "precision": precision, "compile": compile},
         "provenance": provenance(device, seed),
     }
 
@@ -114,7 +120,7 @@ def check_run_config(config: Any, source: Path) -> None:
         for name, kind in expected.items():
             if name not in table:
                 raise UserError(f"{source}: missing field '{prefix}{name}'")
-            if not isinstance(table[name], kind) or isinstance(table[name], bool):
+            if not isinstance(table[name], kind) or (isinstance(table[name], bool) and kind is not bool):
                 raise UserError(f"{source}: field '{prefix}{name}' has the wrong type ({type(table[name]).__name__})")
 
     check(config, RUN_FIELDS, "")
@@ -150,7 +156,10 @@ def train_tagger(
         model, train, valid, training["groups"], training["iterations"], training["batch_size"]
     )
     schedule = Schedule(training["epochs"], training["lr"], training["batch_size"], training["seed"])
-    return model, fit(objective, len(train), schedule, run, resume=resume, progress=progress, keep_best=BEST)
+    return model, fit(
+        objective, len(train), schedule, run, resume=resume, progress=progress,
+        precision=training["precision"], compile=training["compile"], keep_best=BEST,
+    )
 
 
 def load_tagger(run: RunDir, device: torch.device, checkpoint: str = "last") -> tuple[Tagger, dict[str, Any]]:

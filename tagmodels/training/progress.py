@@ -20,11 +20,10 @@ def duration(seconds: float) -> str:
 
 
 def epoch_line(row: dict[str, Any], epochs: int, eta: float | None) -> str:
-    """The plain per-epoch line: figures of the epoch, then the time left."""
+    """The plain per-epoch line: the epoch's numbers, then the time left."""
     figures = [
-        f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
-        for key, value in row.items()
-        if key not in ("epoch", "seconds") and not isinstance(value, (list, tuple))
+        f"{key} {value:.4g}" for key, value in row.items()
+        if key not in ("epoch", "seconds") and isinstance(value, (int, float))
     ]
     line = f"epoch {row['epoch']}/{epochs}: " + ", ".join(figures) + f" ({row['seconds']:.1f} s"
     return line + (f", ETA {duration(eta)})" if eta is not None else ")")

@@ -1,8 +1,8 @@
 """``train --resume``: options that contradict the run are refused, not silently ignored.
 
 A resumed run continues with the settings in its config.json. What may change is how long
-it trains (more epochs than it already has) and where (the device); each resume is
-recorded in config.json under ``resumes``. Exact resume also needs the same device and the
+it trains (more epochs than it already has) and where (the device, the threads); each
+resume is recorded in config.json under ``resumes``. Exact resume also needs the same device and the
 same number of threads (floating-point sums are ordered by both), so a change of either is
 reported.
 """
@@ -15,14 +15,14 @@ from typing import Any
 import torch
 
 from tagdata.errors import UserError
-from tagmodels.training.grouping import check_run_config
 from tagmodels.training.runs import RunDir, provenance, write_json
 
 
 def held_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The run's value of every ``train`` option that --resume must not change."""
     training = config["training"]
-    held = {name: training.get(name) for name in ("seed", "groups", "iterations", "norm", "lr", "batch_size")}
+    held = {name: training.get(name) for name in
+            ("seed", "groups", "iterations", "norm", "lr", "batch_size", "precision", "compile")}
     return {"data": config["data"], "preset": config.get("preset"), **held}
 
 
@@ -30,13 +30,12 @@ def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def resume_config(run: RunDir, given: dict[str, Any], device: torch.device) -> tuple[dict[str, Any], list[str]]:
-    """The run's config, updated for this resume and recorded; and warnings to show.
+def resume_config(run: RunDir, config: dict[str, Any], given: dict[str, Any], device: torch.device) -> list[str]:
+    """Update the run's ``config`` (checked with ``check_run_config``) for this resume and
+    record it in config.json; returns warnings to show.
 
     ``given`` holds the options typed on the command line (not their defaults).
     """
-    config = run.config()
-    check_run_config(config, run.config_path)
     held = held_settings(config)
     for name, value in given.items():
         if name == "epochs":
@@ -63,4 +62,4 @@ def resume_config(run: RunDir, given: dict[str, Any], device: torch.device) -> t
     config["training"]["epochs"] = epochs
     config.setdefault("resumes", []).append({"after_epoch": done, "epochs": epochs, **now})
     write_json(run.config_path, config)
-    return config, warnings
+    return warnings

@@ -1,0 +1,70 @@
+"""Table 1a's evaluation: AMI on the clean pass, a denoising cost independent of batch size."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from tagmodels.metrics import grouping_scores
+from tagmodels.tagger import tag
+from tagmodels.tagger.evaluation import (
+    denoising_cost_per_iteration,
+    evaluate_grouping,
+    grouping_per_iteration,
+)
+from tagmodels.tagger.model import Tagger, TaggerConfig
+
+
+class PerExampleCost(torch.nn.Module):
+    """A stand-in Tagger whose cost is a known function of each example (its pixel mean)."""
+
+    def forward(self, x, groups, iterations, corrupt=True):
+        per_example = x.mean(dim=1)
+        cost = torch.stack([per_example.mean() * (i + 1) for i in range(iterations)])
+        log_m = torch.log_softmax(torch.zeros(x.shape[0], groups, x.shape[1]), dim=1)
+        return SimpleNamespace(cost=cost, log_m=[log_m] * iterations)
+
+
+def test_denoising_cost_is_a_per_example_mean_whatever_the_batch_size():
+    x = torch.rand(53, 10, generator=torch.Generator().manual_seed(0))
+    expected = [x.mean().item() * i for i in (1, 2)]
+    for batch_size in (7, 10, 53, 100):
+        got = denoising_cost_per_iteration(PerExampleCost(), x, groups=2, iterations=2, batch_size=batch_size)
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def trained_looking_tagger() -> Tagger:
+    torch.manual_seed(0)
+    model = Tagger(TaggerConfig(n_inputs=16, widths=(12, 8), norm="layer"))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.5 * torch.randn_like(parameter))
+    return model
+
+
+def test_ami_is_scored_on_the_clean_pass(monkeypatch):
+    """The corruption cannot change the AMI, and the AMI equals that of the clean m."""
+    model = trained_looking_tagger()
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(20, 16, generator=g) < 0.4).float()
+    seg = torch.randint(0, 3, (20, 16), generator=g)
+    rows = grouping_per_iteration(model, x, seg, groups=3, iterations=2, batch_size=20, seed=5)
+    monkeypatch.setattr(tag, "corrupt", lambda x, kind, noise: 1.0 - x)
+    assert grouping_per_iteration(model, x, seg, groups=3, iterations=2, batch_size=20, seed=5) == rows
+    torch.manual_seed(5)
+    clean = model(x, 3, 2, corrupt=False)
+    for row, log_m in zip(rows, clean.log_m):
+        assert row["ami"] == float(np.nanmean(grouping_scores(seg, log_m)["ami"]))
+
+
+def test_the_cost_split_is_the_one_given():
+    model = trained_looking_tagger()
+    g = torch.Generator().manual_seed(2)
+    x = (torch.rand(20, 16, generator=g) < 0.4).float()
+    other = (torch.rand(30, 16, generator=g) < 0.1).float()
+    seg = torch.randint(0, 3, (20, 16), generator=g)
+    rows = evaluate_grouping(model, x, seg, 3, 2, cost_x=other)
+    assert [r["denoising_cost"] for r in rows] == denoising_cost_per_iteration(model, other, 3, 2)
+    assert [r["ami"] for r in rows] == [r["ami"] for r in grouping_per_iteration(model, x, seg, 3, 2)]
