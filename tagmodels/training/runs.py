@@ -83,35 +83,28 @@ def provenance(device: torch.device | str, seed: int | None = None) -> dict[str,
     }
 
 
+class _File:
+    """A path in the run directory, read as an attribute: ``run.config_path``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, run: "RunDir", owner: type | None = None) -> Path:
+        return run.path / self.name
+
+
 class RunDir:
     """The files of one training run."""
 
+    config_path = _File(CONFIG)
+    checkpoint_path = _File(CHECKPOINT)
+    best_path = _File(BEST)
+    metrics_path = _File(METRICS)
+    csv_path = _File(METRICS_CSV)
+    tensorboard_path = _File(TENSORBOARD)
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-
-    @property
-    def config_path(self) -> Path:
-        return self.path / CONFIG
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.path / CHECKPOINT
-
-    @property
-    def best_path(self) -> Path:
-        return self.path / BEST
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / METRICS
-
-    @property
-    def tensorboard_path(self) -> Path:
-        return self.path / TENSORBOARD
-
-    @property
-    def csv_path(self) -> Path:
-        return self.path / METRICS_CSV
 
     def create(self, config: dict[str, Any], overwrite: bool = False) -> None:
         """Start a fresh run; refuses to clobber an existing one unless asked."""
