@@ -19,6 +19,7 @@ from tagdata.errors import UserError
 from tagdata.idx import download_mnist
 from tagdata.reader import TagFile, open_dataset
 from tagdata.specs import builtin_names, resolve_spec, with_overrides
+from tagdata.terminal import bar_size
 from tagdata.speed import DEFAULT_DATASETS, measure_generation_speed
 from tagtool_cli.interrupts import on_interrupt
 from tagtool_cli.outputs import output_file
@@ -61,7 +62,7 @@ def make_dataset_command(dataset: str, out: Path, seed: int | None, train: int |
     on_interrupt(lambda: f"nothing was written to {out} (its temporary was removed); run the same command again")
     start = time.perf_counter()
     total = sum(spec.splits.values())
-    with tqdm(total=total, unit="ex", disable=None, leave=False, desc=spec.name) as bar:
+    with tqdm(total=total, unit="ex", disable=None, leave=False, desc=spec.name, **bar_size()) as bar:
         hashes = make_dataset(spec, out, mnist_dir=mnist_dir, overwrite=overwrite, progress=bar.update, log=note)
     sizes = ", ".join(f"{split} {spec.splits[split]}" for split in hashes)
     click.echo(f"wrote {out}: {spec.name} ({sizes}; seed {spec.seed}) "

@@ -236,13 +236,24 @@ def test_forward_progress_counts_every_example_and_removes_its_hook(monkeypatch)
 
         def update(self, n):
             updates.append(n)
+            return True  # as tqdm's does when it redraws
 
     monkeypatch.setattr(progress, "tqdm", Bar)
     model = torch.nn.Linear(2, 1)
     with progress.forward_progress(model, total=7, desc="x"):
-        for batch in torch.randn(7, 2).split(3):
-            model(batch)
+        outputs = [model(batch) for batch in torch.randn(7, 2).split(3)]
     assert updates == [3, 3, 1] and not model._forward_hooks
+    assert all(isinstance(out, torch.Tensor) and out.shape[1] == 1 for out in outputs)
+
+
+@pytest.mark.parametrize("size, expected", [((0, 0), {"ncols": 80, "nrows": 24}), ((120, 40), {})])
+def test_a_terminal_of_unknown_size_gets_a_bar_of_80_columns(size, expected, monkeypatch):
+    import os
+
+    from tagdata import terminal
+
+    monkeypatch.setattr(terminal.os, "get_terminal_size", lambda fd: os.terminal_size(size))
+    assert terminal.bar_size() == expected
 
 
 def test_plot_draws_the_learning_curves(two_epochs, tmp_path):

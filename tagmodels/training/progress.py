@@ -10,6 +10,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import torch
 from tqdm import tqdm
 
+from tagdata.terminal import bar_size
+
 
 def duration(seconds: float) -> str:
     """``1:02:03`` or ``2:03``: hours only when there are some."""
@@ -49,7 +51,7 @@ class TrainingProgress:
         on a terminal only, logs get :meth:`epoch_done`'s line)."""
         self.epoch, self.steps = epoch, len(batches)
         self.bar = tqdm(batches, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False,
-                        disable=None if self.enabled else True)
+                        disable=None if self.enabled else True, **bar_size())
         return self.bar
 
     def step(self, step: int, mean_cost: float) -> None:
@@ -72,8 +74,12 @@ class TrainingProgress:
 def forward_progress(model: torch.nn.Module, total: int, desc: str, enabled: bool = True) -> Iterator[None]:
     """A terminal bar counting the examples ``model`` processes (by a forward hook), for
     routines that call the model batch by batch and report nothing themselves."""
-    with tqdm(total=total, desc=desc, unit="ex", leave=False, disable=None if enabled else True) as bar:
-        handle = model.register_forward_hook(lambda module, inputs, output: bar.update(len(inputs[0])))
+    with tqdm(total=total, desc=desc, unit="ex", leave=False, disable=None if enabled else True, **bar_size()) as bar:
+
+        def count(module: torch.nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+            bar.update(len(inputs[0]))  # returns None: a hook's return value would replace the output
+
+        handle = model.register_forward_hook(count)
         try:
             yield
         finally:
