@@ -198,3 +198,18 @@ def test_the_softmax_top_is_tagger_default_and_relu_an_option():
     config = TaggerConfig(n_inputs=6, widths=(10, 8, 5), top_activation="relu")
     out = Tagger(config)(torch.rand(3, 6), groups=2, iterations=1)
     assert Tagger(config).ladder.top_scale is None and out.top_logits.shape == (3, 2, 5)
+
+
+def test_tag_arithmetic_stays_float32_under_bf16_autocast():
+    """A confident network under bf16 autocast still gives a finite cost and float32 z and m."""
+    model = tiny_tagger("binary").float()
+    with torch.no_grad():
+        model.z_affine.scale.fill_(40.0)  # sigmoid(z) rounds to exactly 1 in bf16
+    x = torch.zeros(4, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, groups=2, iterations=2, corrupt=False)
+        cost = model.training_cost(out)
+    assert out.z[-1].dtype == out.log_m[-1].dtype == torch.float32
+    assert torch.isfinite(cost)
+    cost.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
