@@ -8,6 +8,7 @@ import click
 
 from tagmodels.benchmark.settings import BUDGETS, DATASETS, METHODS, SCALES
 from tagmodels.training.precision_names import PRECISIONS
+from tagtool_cli.interrupts import on_interrupt
 
 
 def _expand(value: str, names: tuple[str, ...]) -> list[str]:
@@ -55,6 +56,7 @@ def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute
         out_dir, get_scale(scale), dev, mnist_dir, progress=not quiet, log=click.echo,
         precision=precision, compile=compile_model,
     )
+    on_interrupt(lambda: f"finished cells are kept in {out_dir}; run the same command again to do the rest")
     started = time.perf_counter()
     bench.run_grid(cells)
     click.echo(f"{len(cells)} cells in {time.perf_counter() - started:.0f} s -> {bench.out / 'table.md'}")

@@ -13,17 +13,26 @@ import numpy as np
 from tqdm import tqdm
 
 from tagdata import render
+from tagdata.atomic import atomic_write
 from tagdata.build import make_dataset
 from tagdata.errors import UserError
 from tagdata.idx import download_mnist
 from tagdata.reader import TagFile, open_dataset
-from tagdata.specs import resolve_spec, with_overrides
+from tagdata.specs import builtin_names, resolve_spec, with_overrides
+from tagdata.terminal import bar_size
 from tagdata.speed import DEFAULT_DATASETS, measure_generation_speed
+from tagtool_cli.interrupts import on_interrupt
+from tagtool_cli.outputs import output_file
 
 
-@click.command("make-dataset")
+def note(message: str) -> None:
+    """A line for the user beside the command's output (on stderr)."""
+    click.echo(f"Note: {message}", err=True)
+
+
+@click.command("make-dataset", epilog=f"\b\nBuilt-in specs (tagtool list datasets):\n  {', '.join(builtin_names())}")
 @click.argument("dataset", metavar="NAME|SPEC.toml")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", required=True, type=click.Path(dir_okay=False), callback=output_file(),
               help="HDF5 file to write.")
 @click.option("--seed", type=int, help="Override the spec's seed.")
 @click.option("--train", type=int, help="Override the number of training examples.")
@@ -39,7 +48,10 @@ from tagdata.speed import DEFAULT_DATASETS, measure_generation_speed
 def make_dataset_command(dataset: str, out: Path, seed: int | None, train: int | None,
                          valid: int | None, test: int | None, single: int | None,
                          mnist_dir: Path | None, download: bool, overwrite: bool) -> None:
-    """Generate a dataset (a built-in NAME or a spec file) into an HDF5 file."""
+    """Generate a dataset (a built-in NAME or a spec file) into an HDF5 file.
+
+    Temporaries left by a killed earlier run to the same --out are removed first.
+    """
     spec = with_overrides(resolve_spec(dataset), seed=seed, train=train, valid=valid,
                           test=test, single=single)
     if spec.kind != "texture-mnist" and (mnist_dir is not None or download):
@@ -47,10 +59,11 @@ def make_dataset_command(dataset: str, out: Path, seed: int | None, train: int |
     if download:
         root = mnist_dir or Path.home() / ".cache" / "tagdata"
         mnist_dir = download_mnist(root)
+    on_interrupt(lambda: f"nothing was written to {out} (its temporary was removed); run the same command again")
     start = time.perf_counter()
     total = sum(spec.splits.values())
-    with tqdm(total=total, unit="ex", disable=None, leave=False, desc=spec.name) as bar:
-        hashes = make_dataset(spec, out, mnist_dir=mnist_dir, overwrite=overwrite, progress=bar.update)
+    with tqdm(total=total, unit="ex", disable=None, leave=False, desc=spec.name, **bar_size()) as bar:
+        hashes = make_dataset(spec, out, mnist_dir=mnist_dir, overwrite=overwrite, progress=bar.update, log=note)
     sizes = ", ".join(f"{split} {spec.splits[split]}" for split in hashes)
     click.echo(f"wrote {out}: {spec.name} ({sizes}; seed {spec.seed}) "
                f"in {time.perf_counter() - start:.1f} s")
@@ -89,7 +102,7 @@ def _describe(file: TagFile, split_name: str) -> list[str]:
 @click.option("--split", default="test", show_default=True, help="Split to draw.")
 @click.option("--n", "count", default=16, show_default=True, type=int, help="Examples to draw.")
 @click.option("--columns", default=4, show_default=True, type=int, help="Examples per grid row.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(dir_okay=False), callback=output_file(".png"),
               help="PNG to write: image | segmentation (unscored grey) | soft masks, per example.")
 @click.option("--verify", is_flag=True, help="Recompute every split's hash and compare.")
 def show_dataset_command(file: Path, split: str, count: int, columns: int, out: Path | None,
@@ -97,8 +110,6 @@ def show_dataset_command(file: Path, split: str, count: int, columns: int, out: 
     """Summarise a dataset file and draw examples with their ground truth."""
     if count < 1 or columns < 1:
         raise UserError("--n and --columns must be at least 1")
-    if out is not None and not out.parent.is_dir():
-        raise UserError(f"output directory {out.parent} does not exist")
     with open_dataset(file) as data:
         chosen = data[split]
         for line in _describe(data, split):
@@ -128,15 +139,13 @@ def show_dataset_command(file: Path, split: str, count: int, columns: int, out: 
 
 
 @click.command("speed-data")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file to write.")
+@click.option("--out", type=click.Path(dir_okay=False), callback=output_file(), help="JSON file to write.")
 @click.option("--mnist-dir", type=click.Path(file_okay=False, path_type=Path),
               help="MNIST IDX directory (default: $TAGDATA_MNIST_DIR).")
 @click.option("--dataset", "datasets", multiple=True, metavar="NAME",
               help="Dataset to measure (repeatable; default: all built-in ones).")
 def speed_data_command(out: Path | None, mnist_dir: Path | None, datasets: tuple[str, ...]) -> None:
     """Time full-size generation (file writing included) and peak memory per dataset."""
-    if out is not None and not out.parent.is_dir():
-        raise UserError(f"output directory {out.parent} does not exist")
     command = ["tagtool", "speed-data"] + [f"--dataset={d}" for d in datasets]
     command += [f"--mnist-dir={mnist_dir}"] if mnist_dir else []
     command += [f"--out={out}"] if out else []
@@ -150,7 +159,7 @@ def speed_data_command(out: Path | None, mnist_dir: Path | None, datasets: tuple
     if out is None:
         click.echo(text, nl=False)
     else:
-        out.write_text(text)
+        atomic_write(out, lambda tmp: tmp.write_text(text))
         click.echo(f"wrote {out}")
 
 

@@ -1,27 +1,51 @@
 """The ``tagtool`` entry point: one click group; each command family lives in its own module.
 
-Every command runs inside :class:`ToolGroup`, which turns a :class:`tagdata.UserError` into
-one ``Error: ...`` line and exit status 1 instead of a traceback.
+Every command runs inside :class:`ToolGroup`, which turns a :class:`tagdata.UserError`, and a
+failure of the machine rather than of the code (a file that cannot be read or written, memory
+that cannot be had), into one ``Error: ...`` line and exit status 1 instead of a traceback;
+Ctrl-C and SIGTERM end with one line saying what was left (:mod:`tagtool_cli.interrupts`).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 
 import click
 
+from tagdata.atomic import storage_failure
 from tagdata.errors import UserError
 from tagdata.version import __version__
+from tagtool_cli.interrupts import report, sigterm_as_interrupt
 
 
 class ToolGroup(click.Group):
-    """A click group that reports user mistakes as a single line."""
+    """A click group that reports user mistakes and machine failures as a single line."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Like click's, but each summary is wrapped, never cut off at the terminal's width."""
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        rows = [(name, command.get_short_help_str(limit=1000)) for name, command in commands
+                if command is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():
+                return super().invoke(ctx)
         except UserError as err:
             raise click.ClickException(str(err)) from None
+        except OSError as err:
+            if err.errno == errno.EPIPE:  # output piped into `head`: click's main handles it
+                raise
+            where = f"{err.filename}: " if err.filename else ""
+            raise click.ClickException(f"{where}{storage_failure(err)}") from None
+        except MemoryError as err:
+            raise click.ClickException(f"out of memory: {err or 'an allocation failed'}") from None
+        except KeyboardInterrupt as err:
+            report(ctx, err)
 
 
 @click.group(cls=ToolGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,9 +56,9 @@ def tagtool() -> None:
 
 def _register() -> None:
     """Attach the command families; each module owns its commands."""
-    from tagtool_cli import benchmark_commands, data_commands, model_commands
+    from tagtool_cli import benchmark_commands, data_commands, list_commands, model_commands
 
-    for module in (data_commands, model_commands, benchmark_commands):
+    for module in (data_commands, model_commands, benchmark_commands, list_commands):
         for command in module.COMMANDS:
             tagtool.add_command(command)
 

@@ -1,14 +1,18 @@
-"""`tagtool` commands for models: train, evaluate, visualize, speed-train."""
+"""`tagtool` commands for models: train, evaluate, visualize, plot, speed-train."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from tagdata.errors import UserError
 from tagmodels.tagger.presets import PRESETS
 from tagmodels.training.precision_names import PRECISIONS
+from tagtool_cli.interrupts import on_interrupt
+from tagtool_cli.outputs import output_file
 
 # torch-importing modules are imported inside the commands, so that `tagtool --help` and
 # the dataset commands start quickly.
@@ -28,21 +32,60 @@ def _existing_file(path: str) -> str:
     return path
 
 
+def _preset_help(text: str, field: str) -> str:
+    """Help text ending in every preset's value of ``field``."""
+    values = {name: getattr(preset, field) for name, preset in sorted(PRESETS.items())}
+    if len(set(values.values())) == 1:
+        return f"{text} [every preset: {next(iter(values.values()))}]"
+    return f"{text} [preset: {', '.join(f'{name} {value}' for name, value in values.items())}]"
+
+
+def _iterations(count: int) -> str:
+    return f"{count} iteration{'s' if count != 1 else ''}"
+
+
+# train options that --resume compares with the run (name in config.json -> parameter).
+RESUME_OPTIONS = {
+    "data": "data_path", "preset": "preset", "seed": "seed", "groups": "groups", "iterations": "iterations",
+    "norm": "norm", "lr": "lr", "batch_size": "batch_size", "epochs": "epochs", "precision": "precision",
+    "compile": "compile_model",
+}
+CHECKPOINT_HELP = "last: the final epoch's parameters; best: the epoch with the best validation AMI"
+
+
+def _left_behind(out_dir: str) -> str:
+    """What an interrupted `train` leaves, and how to go on."""
+    from tagmodels.training.runs import RunDir
+
+    run = RunDir(out_dir)
+    done = len(run.history())
+    resume = f"continue with: tagtool train --out {out_dir} --resume"
+    if done:
+        return f"{out_dir} keeps the checkpoint of epoch {done}; {resume}"
+    if run.config_path.exists():
+        return f"no epoch had finished; {resume}"
+    return "no epoch had finished, so the new run was removed; run the same command again"
+
+
 @click.command()
 @click.option(
     "--model", type=click.Choice(["tagger"]), default="tagger", show_default=True,
     help="the unsupervised Tagger; the baselines train through `tagtool benchmark`",
 )
-@click.option("--data", "data_path", type=click.Path(dir_okay=False), help="dataset HDF5 file (tagtool make-dataset)")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="run directory")
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-small", show_default=True)
-@click.option("--epochs", type=int, callback=_positive)
-@click.option("--groups", type=int, callback=_positive, help="K groups during training")
-@click.option("--iterations", type=int, callback=_positive, help="iterations during training")
-@click.option("--norm", type=click.Choice(["batch", "layer"]))
-@click.option("--lr", type=float)
-@click.option("--batch-size", type=int, callback=_positive)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data", "data_path", type=click.Path(dir_okay=False),
+              help="dataset HDF5 file (tagtool make-dataset); needed for a new run")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="run directory: config.json, metrics.jsonl, metrics.csv, checkpoint.pt, best.pt")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-small", show_default=True,
+              help="hyper-parameter set; `tagtool list presets` shows every value")
+@click.option("--epochs", type=int, callback=_positive, help=_preset_help("epochs to train", "epochs"))
+@click.option("--groups", type=int, callback=_positive, help=_preset_help("K groups during training", "groups"))
+@click.option("--iterations", type=int, callback=_positive, help=_preset_help("iterations during training", "iterations"))
+@click.option("--norm", type=click.Choice(["batch", "layer"]),
+              help=_preset_help("normalisation in the Ladder (layer: the paper's Tagger*)", "norm"))
+@click.option("--lr", type=float, help=_preset_help("Adam's learning rate", "lr"))
+@click.option("--batch-size", type=int, callback=_positive, help=_preset_help("examples per step", "batch_size"))
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial parameters and the data order")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(["auto", *PRECISIONS]),
               help="auto (default): bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32; kept on --resume")
@@ -50,29 +93,34 @@ def _existing_file(path: str) -> str:
               help="torch.compile the model: ~1 min to start, faster per step (default: no; kept on --resume)")
 @click.option("--threads", default="auto", show_default=True,
               help="CPU threads: a number, or auto (the cores not busy with other work)")
-@click.option("--resume", is_flag=True, help="continue the run in --out from its last checkpoint")
+@click.option("--resume", is_flag=True,
+              help="continue the run in --out from its last checkpoint; only --epochs (more), --device and "
+                   "--threads may change")
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--quiet", is_flag=True, help="no progress bar and no line per epoch")
 def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, seed, device,
           precision, compile_model, threads, resume, overwrite, quiet):
-    """Train a model; writes config.json, metrics.jsonl and a checkpoint per epoch to --out."""
+    """Train a model; writes config.json, metrics and a checkpoint per epoch to --out."""
     from tagmodels.device import resolve_device
-    from tagmodels.training.grouping import new_run_config, train_tagger
+    from tagmodels.training.grouping import check_run_config, new_run_config, train_tagger
     from tagmodels.training.precision import configure, describe
-    from tagmodels.training.runs import RunDir, write_json
+    from tagmodels.training.resume import resume_config
+    from tagmodels.training.runs import RunDir
 
     run = RunDir(out_dir)
     dev = resolve_device(device)
     if resume:
+        if overwrite:
+            raise UserError("--resume continues the run in --out and --overwrite replaces it: give one of them")
         config = run.config()
-        if any(v is not None for v in (groups, iterations, norm, lr, batch_size, precision, compile_model)):
-            raise UserError(
-                "--resume continues with the run's own settings; only --epochs, --device and --threads may change"
-            )
+        check_run_config(config, run.config_path)
         configure(dev, config["training"]["precision"], threads)
-        if epochs is not None:
-            config["training"]["epochs"] = epochs
-            write_json(run.config_path, config)
+        ctx = click.get_current_context()
+        given = {name: ctx.params[param] for name, param in RESUME_OPTIONS.items()
+                 if ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE}
+        for warning in resume_config(run, config, given, dev):
+            click.echo(f"Warning: {warning}", err=True)
+        starting = contextlib.nullcontext()
     else:
         if data_path is None:
             raise UserError("--data is required for a new run")
@@ -82,10 +130,12 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
             preset, data_path, seed, dev, precision, bool(compile_model), epochs=epochs, groups=groups,
             iterations=iterations, norm=norm, lr=lr, batch_size=batch_size,
         )
-        run.create(config, overwrite=overwrite)
-    if not quiet:
-        click.echo(describe(dev, config["training"]["precision"], config["training"]["compile"]))
-    _, history = train_tagger(run, config, dev, resume=resume, progress=not quiet)
+        starting = run.started(config, overwrite=overwrite)
+    on_interrupt(lambda: _left_behind(out_dir))
+    with starting:
+        if not quiet:
+            click.echo(describe(dev, config["training"]["precision"], config["training"]["compile"]))
+        _, history = train_tagger(run, config, dev, resume=resume, progress=not quiet)
     if history:
         last = history[-1]
         click.echo(
@@ -97,7 +147,8 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), help="dataset (default: the run's own)")
-@click.option("--split", default="test", show_default=True, help="split the AMI and ARI are scored on")
+@click.option("--split", default="test", show_default=True,
+              help="split the AMI and ARI are scored on, one of the data file's (Shapes also: single)")
 @click.option(
     "--cost-split", default="valid", show_default=True,
     help="split the denoising cost is measured on (the paper: the validation set); the AMI split when the file lacks it",
@@ -106,10 +157,13 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
 @click.option("--groups", type=int, callback=_positive, help="default: the training K")
 @click.option("--limit", type=int, callback=_positive, help="evaluate only the first N examples (of each split)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial m and the corruption")
+@click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True, help=CHECKPOINT_HELP)
 @click.option("--device", default=None, help=DEVICE_HELP)
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the table as JSON here")
-def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, seed, device, json_out):
-    """Per-iteration AMI, ARI and denoising cost of a trained Tagger (the paper's Table 1a)."""
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="write the table as JSON here")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, seed, checkpoint, device, json_out, quiet):
+    """Per-iteration AMI, ARI and denoising cost (the paper's Table 1a)."""
     import time
 
     import tagdata
@@ -117,13 +171,15 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
     from tagmodels.metrics import PAPER_AMI_AVERAGE
     from tagmodels.paper import SHAPES_TRAINING_HOURS, table_1a_beside
     from tagmodels.tagger.evaluation import evaluate_grouping
-    from tagmodels.training.data import load_split
-    from tagmodels.training.grouping import load_tagger
+    from tagmodels.training.data import load_split, most_objects
+    from tagmodels.training.grouping import BEST, load_tagger
     from tagmodels.training.loop import training_seconds
+    from tagmodels.training.progress import forward_progress
     from tagmodels.training.runs import RunDir, provenance, write_json
 
     dev = resolve_device(device)
-    model, config = load_tagger(RunDir(run_dir), dev)
+    run = RunDir(run_dir)
+    model, config = load_tagger(run, dev, checkpoint)
     training = config["training"]
     data_path = _existing_file(data_path or config["data"])
     iterations = iterations or training["eval_iterations"]
@@ -136,19 +192,30 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
             cost_split = split
     cost_data = data if cost_split == split else load_split(data_path, cost_split, dev, limit)
     started = time.perf_counter()
-    rows = evaluate_grouping(
-        model, data.x, data.segmentation, groups, iterations, training["batch_size"], seed, cost_x=cost_data.x
-    )
+    # Two passes: clean input (AMI, ARI), corrupted input (the cost).
+    with forward_progress(model, len(data) + len(cost_data), "evaluating", enabled=not quiet):
+        rows = evaluate_grouping(
+            model, data.x, data.segmentation, groups, iterations, training["batch_size"], seed, cost_x=cost_data.x
+        )
     seconds = time.perf_counter() - started
-    click.echo(f"{run_dir}  AMI on {split} ({len(data)} examples), cost on {cost_split} ({len(cost_data)}), K={groups} groups")
+    history = run.history()
+    epoch = len(history) if checkpoint == "last" else BEST.best_epoch(history)
+    click.echo(f"{run_dir} ({checkpoint} checkpoint, epoch {epoch})  AMI on {split} ({len(data)} examples), "
+               f"cost on {cost_split} ({len(cost_data)}), K={groups} groups")
     click.echo(f"{'iteration':>9} {'AMI':>7} {'ARI':>7} {'cost':>8}")
     for row in rows:
         click.echo(f"{row['iteration']:>9} {row['ami']:7.3f} {row['ari']:7.3f} {row['denoising_cost']:8.4f}")
-    click.echo(f"AMI after {iterations} iterations: {rows[-1]['ami']:.3f}")
+    click.echo(f"AMI after {_iterations(iterations)}: {rows[-1]['ami']:.3f}")
+    note = None
+    if most_objects(data.segmentation) <= 1:
+        note = (f"every image of the {split} split has at most one scored object: AMI compares a grouping "
+                "with a single true group and means nothing here; the denoising cost does")
+        click.echo(f"Note: {note}", err=True)
     if json_out:
-        history = RunDir(run_dir).history()
         result = {
             "run": str(Path(run_dir).resolve()),
+            "checkpoint": checkpoint,
+            "checkpoint_epoch": epoch,
             "data": str(Path(data_path).resolve()),
             "split": split,
             "examples": len(data),
@@ -156,17 +223,16 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
             "denoising_cost_split": cost_split,
             "denoising_cost_examples": len(cost_data),
             "groups": groups,
+            **({"note": note} if note else {}),
             "iterations": rows,
             "wall_seconds": round(seconds, 3),
             "training": {
-                "preset": config["preset"],
+                "preset": config.get("preset"),
                 "seed": config["training"]["seed"],
                 "norm": model.config.norm,
                 "epochs": len(history),
                 "seconds": training_seconds(history),
-                "device": config["provenance"]["device"],
-                "commit": config["provenance"]["commit"],
-                "command": config["provenance"]["command"],
+                **{key: config.get("provenance", {}).get(key) for key in ("device", "commit", "command")},
             },
             **provenance(dev, seed),
         }
@@ -182,16 +248,18 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), help="dataset (default: the run's own)")
-@click.option("--out", "png_out", required=True, type=click.Path(dir_okay=False), help="PNG file to write")
+@click.option("--out", "png_out", required=True, type=click.Path(dir_okay=False), callback=output_file(".png"),
+              help="PNG file to write")
 @click.option("--split", default="test", show_default=True)
 @click.option("--n", "count", type=int, default=4, show_default=True, callback=_positive, help="examples to draw")
 @click.option("--iterations", type=int, callback=_positive, help="default: the preset's evaluation iterations (5)")
 @click.option("--groups", type=int, callback=_positive, help="default: the training K")
 @click.option("--remove-group", type=int, help="drop this group before the last softmax (paper, Fig. 5 E2)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial m")
+@click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True, help=CHECKPOINT_HELP)
 @click.option("--device", default=None, help=DEVICE_HELP)
-def visualize(run_dir, data_path, png_out, split, count, iterations, groups, remove_group, seed, device):
-    """Draw input, reconstruction and every group's m and z per iteration (paper, Figs. 4-5)."""
+def visualize(run_dir, data_path, png_out, split, count, iterations, groups, remove_group, seed, checkpoint, device):
+    """Draw each group's m and z per iteration (the paper's Figures 4 and 5)."""
     from tagdata.render import save_png
     from tagmodels.device import resolve_device
     from tagmodels.tagger.visualize import tagger_figure
@@ -200,7 +268,7 @@ def visualize(run_dir, data_path, png_out, split, count, iterations, groups, rem
     from tagmodels.training.runs import RunDir
 
     dev = resolve_device(device)
-    model, config = load_tagger(RunDir(run_dir), dev)
+    model, config = load_tagger(RunDir(run_dir), dev, checkpoint)
     iterations = iterations or config["training"]["eval_iterations"]
     groups = groups or config["training"]["groups"]
     if remove_group is not None and not 0 <= remove_group < groups:
@@ -211,7 +279,24 @@ def visualize(run_dir, data_path, png_out, split, count, iterations, groups, rem
         raise UserError(f"{data_path} has {data.x.shape[1]} pixels per image but the model takes {model.config.n_inputs}")
     figure = tagger_figure(model, data.images, groups, iterations, remove_group, seed)
     save_png(figure, png_out)
-    click.echo(f"wrote {png_out}: {len(data)} examples x {iterations} iterations, K={groups}")
+    click.echo(f"wrote {png_out}: {len(data)} examples x {_iterations(iterations)}, K={groups}")
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", "png_out", required=True, type=click.Path(dir_okay=False), callback=output_file(".png"),
+              help="PNG file to write")
+def plot(run_dir, png_out):
+    """Draw a run's cost and validation figures per epoch (and AMI per iteration)."""
+    from tagdata.render import save_png
+    from tagmodels.training.plot import training_figure
+    from tagmodels.training.runs import RunDir
+
+    run = RunDir(run_dir)
+    run.config()  # a missing run directory is named as such
+    history = run.history()
+    save_png(training_figure(history), png_out)
+    click.echo(f"wrote {png_out}: {len(history)} epochs of {run_dir}")
 
 
 @click.command("speed-train")
@@ -227,7 +312,8 @@ def visualize(run_dir, data_path, png_out, split, count, iterations, groups, rem
               show_default=True, help="measure without and/or with torch.compile")
 @click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the idle cores)")
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="time spent measuring each step")
-@click.option("--out", "json_out", type=click.Path(dir_okay=False), help="write the JSON here too")
+@click.option("--out", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="write the JSON here too")
 def speed_train(model, preset, device, precisions, compile_settings, threads, seconds, json_out):
     """Training samples per second, per precision and compilation, beside this device's matmul bound."""
     import json
@@ -241,8 +327,6 @@ def speed_train(model, preset, device, precisions, compile_settings, threads, se
 
     if seconds <= 0:
         raise UserError(f"--seconds must be positive, got {seconds}")
-    if json_out:
-        _writable(json_out)
     dev = resolve_device(device)
     configure(dev, "fp32", threads)
     compiles = {"off": [False], "on": [True], "both": [False, True]}[compile_settings]
@@ -269,16 +353,11 @@ def speed_train(model, preset, device, precisions, compile_settings, threads, se
         click.echo(json.dumps(result, indent=2))
 
 
-def _writable(path: str) -> None:
-    """Refuse an output whose directory is missing before spending minutes measuring."""
-    if not Path(path).resolve().parent.is_dir():
-        raise UserError(f"directory {Path(path).parent} of {path} does not exist")
-
-
 @click.command("ablation")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="a Shapes file")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="directory of the three runs")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the three AMI curves here")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="write the three AMI curves here")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-small", show_default=True)
 @click.option("--epochs", type=int, callback=_positive, help="default: the preset's")
 @click.option("--iterations", type=int, default=5, show_default=True, callback=_positive, help="evaluation iterations")
@@ -300,8 +379,10 @@ def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, dev
 
 @click.command("table1")
 @click.argument("evaluations", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", "md_out", type=click.Path(dir_okay=False), help="write the tables as markdown here")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the tables as JSON here")
+@click.option("--out", "md_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="write the tables as markdown here")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="write the tables as JSON here")
 def table1(evaluations, md_out, json_out):
     """Tables 1a and 1b from `evaluate --json` files of several runs (seeds): median, std, n."""
     from tagmodels.tagger.table1 import aggregate, render
@@ -318,4 +399,4 @@ def table1(evaluations, md_out, json_out):
         write_json(Path(json_out), table)
 
 
-COMMANDS: list[click.Command] = [train, evaluate, visualize, speed_train, table1, ablation]
+COMMANDS: list[click.Command] = [train, evaluate, visualize, plot, speed_train, table1, ablation]

@@ -28,6 +28,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 SPECS_DIR_NAME = "data_specs"
+MAX_SIDE = 4096  # pixels, for image_size and the texture canvas (the paper's: 20x20 and 28x28)
 MNIST_FILES = ("train", "test")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -222,10 +223,10 @@ class _Table:
             )
         return value
 
-    def pair(self, key: str, low: int = 1) -> tuple[int, int]:
+    def pair(self, key: str, low: int = 1, high: int = MAX_SIDE) -> tuple[int, int]:
         value = tuple(self.get(key, _is_int_pair, "an array of two integers"))
-        if min(value) < low:
-            raise self.error(f"field '{self.path(key)}' entries must be >= {low}, got {list(value)}")
+        if min(value) < low or max(value) > high:
+            raise self.error(f"field '{self.path(key)}' entries must be in {low}..{high}, got {list(value)}")
         return value
 
     def pairs(self, key: str) -> tuple[tuple[int, int], ...]:
@@ -323,7 +324,7 @@ def _texture_spec(root: _Table, name: str, seed: int, image_size: tuple[int, int
         raise root.error("'digits.selection' = \"sequential\" needs exactly one digit")
 
     textures = root.table("textures")
-    canvas = textures.int("canvas", low=1)
+    canvas = textures.int("canvas", low=1, high=MAX_SIDE)
     crop = textures.int("crop", low=1)
     frequencies = textures.pairs("frequencies")
     textures.done()

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 import h5py
 import numpy as np
 
-from tagdata.atomic import atomic_write
+from tagdata.atomic import atomic_write, check_writable
 from tagdata.errors import UserError
 from tagdata.hashing import split_digest
 from tagdata.layout import SplitSource
@@ -36,10 +36,7 @@ Chunks = list[tuple[h5py.Dataset, int, Future]]
 
 def check_output(out: Path, overwrite: bool) -> None:
     """Refuse an output path before any work is done."""
-    if not out.parent.is_dir():
-        raise UserError(f"output directory {out.parent} does not exist")
-    if out.is_dir():
-        raise UserError(f"output path {out} is a directory")
+    check_writable(out)
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists (pass --overwrite to replace it)")
 
@@ -140,7 +137,7 @@ def write_file(
 
     def write(temporary: Path) -> None:
         with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as hasher, \
-                h5py.File(temporary, "w", libver=LIBVER) as file:
+                h5py.File(temporary, "w", libver=LIBVER, locking=False) as file:
             for key, value in attrs.items():
                 file.attrs[key] = value
             for source in sources:

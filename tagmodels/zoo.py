@@ -74,25 +74,29 @@ class Run:
     device: torch.device
 
 
-def load_run(path: str | Path, device: str | torch.device | None = None) -> Run:
-    """Load a run directory's model from its last checkpoint, ready to call on a batch."""
+def load_run(path: str | Path, device: str | torch.device | None = None, checkpoint: str = "last") -> Run:
+    """Load a run directory's model from its last (or best-validation) checkpoint, ready to
+    call on a batch; ``history`` is the per-epoch metrics up to that checkpoint."""
     run = RunDir(path)
     config = run.config()
     device = resolve_device(None if device is None else str(device))
     model = _rebuild(run, config)
-    checkpoint = run.load_checkpoint(device)
-    if checkpoint is None:
-        raise UserError(f"{run.path} has no checkpoint yet: train it for at least one epoch")
-    model.load_state_dict(checkpoint["model"])
+    state = run.load_checkpoint(device, which=checkpoint)
+    if state is None:
+        raise UserError(f"{run.path} has no {checkpoint} checkpoint yet: train it for at least one epoch")
+    model.load_state_dict(state["model"])
     model.to(device).eval()
-    return Run(run.path, model, config, checkpoint["history"], device)
+    return Run(run.path, model, config, state["history"], device)
 
 
 def _rebuild(run: RunDir, config: dict[str, Any]) -> nn.Module:
     """The untrained model a run's config.json describes."""
-    if config.get("model") == "tagger":
+    if isinstance(config, dict) and config.get("model") == "tagger":
+        from tagmodels.training.grouping import check_run_config
+
+        check_run_config(config, run.config_path)
         return Tagger(TaggerConfig.from_dict(config["tagger"]))
-    if "cell" in config:  # a Table 2 benchmark cell (tagmodels.benchmark.grid)
+    if isinstance(config, dict) and "cell" in config:  # a Table 2 benchmark cell (tagmodels.benchmark.grid)
         from tagmodels.benchmark.grid import rebuild_cell_model
 
         return rebuild_cell_model(run, config)

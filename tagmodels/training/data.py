@@ -12,6 +12,7 @@ import torch
 
 import tagdata
 from tagdata.errors import UserError
+from tagdata.layout import UNSCORED
 
 
 @dataclass
@@ -51,6 +52,15 @@ def load_split(path: str, split: str, device: torch.device | str = "cpu", limit:
         segmentation=torch.from_numpy(arrays["segmentation"]).flatten(1).to(device),
         labels=torch.from_numpy(arrays["labels"]).to(device),
     )
+
+
+def most_objects(segmentation: torch.Tensor) -> int:
+    """The largest number of distinct scored objects in one example of (n, N) segmentations."""
+    if len(segmentation) == 0:
+        return 0
+    present = torch.zeros(len(segmentation), 256, dtype=torch.bool, device=segmentation.device)
+    present.scatter_(1, segmentation.long(), True)
+    return int(present[:, :UNSCORED].sum(dim=1).max())
 
 
 def input_kind(dataset_kind: str) -> str:

@@ -7,7 +7,8 @@ nothing but the run directory.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import math
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,19 @@ from tagmodels.metrics import PAPER_AMI_AVERAGE
 from tagmodels.tagger.evaluation import evaluate_grouping
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.tagger.presets import Preset, get_preset
+from tagmodels.training.best import Selection
 from tagmodels.training.data import SplitTensors, input_kind, load_split
 from tagmodels.training.loop import Schedule, fit
 from tagmodels.training.runs import RunDir, provenance
 
 VALIDATION_SEED = 1234  # fixed initial m and corruption for the per-epoch validation
+BEST = Selection("valid_ami")  # best.pt: the epoch whose validation AMI is highest
+# config.json fields a Tagger run cannot do without, and the types they must have.
+RUN_FIELDS = {"model": str, "data": str, "tagger": dict, "training": dict}
+TRAINING_FIELDS = {
+    "epochs": int, "lr": (int, float), "batch_size": int, "groups": int, "iterations": int,
+    "eval_iterations": int, "valid_examples": int, "seed": int, "precision": str, "compile": bool,
+}
 
 
 class GroupingObjective:
@@ -42,12 +51,17 @@ class GroupingObjective:
         out = self.model(self.x[batch.to(self.x.device)], self.groups, self.iterations, corrupt=True)
         return self.model.training_cost(out)
 
-    def validate(self) -> dict[str, float | str]:
-        last = evaluate_grouping(
+    def validate(self) -> dict[str, float | list[float] | str]:
+        rows = evaluate_grouping(
             self.model, self.valid.x, self.valid.segmentation, self.groups, self.iterations,
             self.batch_size, VALIDATION_SEED,
-        )[-1]
-        return {"valid_cost": last["denoising_cost"], "valid_ami": last["ami"], "ami_average_method": PAPER_AMI_AVERAGE}
+        )
+        return {
+            "valid_cost": rows[-1]["denoising_cost"],
+            "valid_ami": rows[-1]["ami"],
+            "valid_ami_iterations": [row["ami"] for row in rows],
+            "ami_average_method": PAPER_AMI_AVERAGE,
+        }
 
 
 def tagger_config(preset: Preset, n_inputs: int, kind: str) -> TaggerConfig:
@@ -72,6 +86,7 @@ def new_run_config(
     preset = get_preset(preset_name).with_overrides(**overrides)
     _check_positive(preset)
     train = load_split(data_path, "train", limit=1)
+    load_split(data_path, "valid", limit=1)  # scored after every epoch: refuse a file without it now
     if train.kind != preset.dataset_kind:
         raise UserError(
             f"preset {preset_name!r} is for {preset.dataset_kind} data but {data_path} holds {train.kind} data"
@@ -91,8 +106,29 @@ def _check_positive(preset: Preset) -> None:
     for name in ("epochs", "batch_size", "groups", "iterations", "eval_iterations"):
         if getattr(preset, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(preset, name)}")
-    if preset.lr <= 0:
-        raise UserError(f"--lr must be positive, got {preset.lr}")
+    if not (math.isfinite(preset.lr) and preset.lr > 0):
+        raise UserError(f"--lr must be a positive number, got {preset.lr}")
+
+
+def check_run_config(config: Any, source: Path) -> None:
+    """Refuse a Tagger run's config.json that lacks a field or holds one of the wrong type,
+    naming the field, before anything indexes it."""
+
+    def check(table: Any, expected: dict[str, Any], prefix: str) -> None:
+        if not isinstance(table, dict):
+            raise UserError(f"{source}: {prefix.rstrip('.') or 'the file'} must be a JSON object")
+        for name, kind in expected.items():
+            if name not in table:
+                raise UserError(f"{source}: missing field '{prefix}{name}'")
+            if not isinstance(table[name], kind) or (isinstance(table[name], bool) and kind is not bool):
+                raise UserError(f"{source}: field '{prefix}{name}' has the wrong type ({type(table[name]).__name__})")
+
+    check(config, RUN_FIELDS, "")
+    check(config["training"], TRAINING_FIELDS, "training.")
+    check(config["tagger"], {"n_inputs": int, "widths": list}, "tagger.")
+    unknown = set(config["tagger"]) - {field.name for field in fields(TaggerConfig)}
+    if unknown:
+        raise UserError(f"{source}: unknown field(s) {', '.join(sorted(f'tagger.{n}' for n in unknown))}")
 
 
 def train_tagger(
@@ -122,15 +158,15 @@ def train_tagger(
     schedule = Schedule(training["epochs"], training["lr"], training["batch_size"], training["seed"])
     return model, fit(
         objective, len(train), schedule, run, resume=resume, progress=progress,
-        precision=training["precision"], compile=training["compile"],
+        precision=training["precision"], compile=training["compile"], keep_best=BEST,
     )
 
 
-def load_tagger(run: RunDir, device: torch.device) -> tuple[Tagger, dict[str, Any]]:
-    """The trained Tagger of a run (from its last checkpoint, eval mode) and the run's config."""
+def load_tagger(run: RunDir, device: torch.device, checkpoint: str = "last") -> tuple[Tagger, dict[str, Any]]:
+    """The trained Tagger of a run (from its last or best checkpoint, eval mode) and the run's config."""
     from tagmodels.zoo import load_run
 
-    loaded = load_run(run.path, device)
+    loaded = load_run(run.path, device, checkpoint)
     if not isinstance(loaded.model, Tagger):
         raise UserError(f"{run.path} is not a Tagger run (model: {loaded.config.get('model')!r})")
     return loaded.model, loaded.config

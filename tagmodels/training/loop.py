@@ -2,7 +2,9 @@
 
 Resuming restores the parameters, the optimiser, the random streams and the metric
 history from the last checkpoint, so a run killed and resumed ends with exactly the
-parameters of a run never interrupted.
+parameters of a run never interrupted (on the same device with the same thread count:
+the order of floating-point sums depends on both). A non-finite cost stops training and
+keeps the last good checkpoint; the best epoch by a validation figure is kept as best.pt.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from tqdm import tqdm
 
+from tagmodels.training.best import Selection, save_if_best
+from tagmodels.training.divergence import check_finite
+from tagmodels.training.logs import RunLogs
 from tagmodels.training.precision import autocast
+from tagmodels.training.progress import TrainingProgress
 from tagmodels.training.runs import RunDir
 
 
@@ -79,8 +84,10 @@ def fit(
     progress: bool = True,
     precision: str = "fp32",
     compile: bool = False,
+    keep_best: Selection | None = None,
 ) -> list[dict[str, Any]]:
-    """Train for ``schedule.epochs`` epochs, writing metrics and a checkpoint after each one.
+    """Train for ``schedule.epochs`` epochs, writing metrics and a checkpoint after each one
+    (and best.pt whenever ``keep_best``'s validation figure improves).
 
     ``precision`` "bf16" runs the costs and the validation under bf16 autocast;
     ``compile`` compiles the model's forward in place (its state dict is unchanged, so
@@ -103,6 +110,8 @@ def fit(
         optimizer.load_state_dict(checkpoint["optimizer"])
         _restore_rng(checkpoint["rng"], order)
         history = checkpoint["history"]
+    logs = RunLogs(run, first_epoch=len(history))
+    report = TrainingProgress(schedule.epochs, first=len(history), enabled=progress)
     for epoch in range(len(history), schedule.epochs):
         model.train()
         for group in optimizer.param_groups:
@@ -110,22 +119,23 @@ def fit(
         started = time.perf_counter()
         batches = torch.randperm(n_train, generator=order).split(schedule.batch_size)
         total = 0.0
-        # disable=None: the bar shows on a terminal only; logs get the one line per epoch below.
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{schedule.epochs}", disable=None if progress else True, leave=False)
-        for step, batch in enumerate(bar, start=1):
+        for step, batch in enumerate(report.batches(batches, epoch), start=1):
             with cast:
                 cost = objective.cost(batch, order)
             optimizer.zero_grad(set_to_none=True)
             cost.backward()
             optimizer.step()
-            total += cost.item()
-            bar.set_postfix(cost=f"{total / step:.4f}")
+            value = cost.item()
+            check_finite(value, epoch + 1, step, run, schedule.lr_at(epoch))
+            total += value
+            report.step(step, total / step)
         train_seconds = time.perf_counter() - started
         with cast:
             validation = objective.validate()
         row = {"epoch": epoch + 1, "lr": schedule.lr_at(epoch), "cost": total / len(batches), **validation}
         row["seconds"] = round(train_seconds, 3)
         history.append(row)
+        save_if_best(run, keep_best, history, model)
         run.save_checkpoint(
             {
                 "model": model.state_dict(),
@@ -134,9 +144,9 @@ def fit(
                 "history": history,
             }
         )
-        run.write_metrics(history)
-        if progress:
-            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        logs.write(history)
+        report.epoch_done(row)
+    logs.close()
     return history
 
 

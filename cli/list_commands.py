@@ -1,0 +1,50 @@
+"""`tagtool list`: the built-in datasets and presets with their values, without reading code."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import click
+
+from tagdata.specs import ShapesSpec, builtin_names, resolve_spec
+from tagmodels.tagger.presets import PRESETS
+
+
+def dataset_lines() -> list[str]:
+    """One line per built-in spec: kind, image size, content, split sizes, seed."""
+    lines = []
+    for name in builtin_names():
+        spec = resolve_spec(name)
+        content = (f"{spec.objects} shapes" if isinstance(spec, ShapesSpec)
+                   else f"{spec.digits} digit{'s' if spec.digits > 1 else ''}")
+        splits = " / ".join(f"{split} {size}" for split, size in spec.splits.items())
+        size = "x".join(map(str, spec.image_size))
+        lines.append(f"{name:<16}{spec.kind:<15}{size:>6}  {content:<9} {splits}; seed {spec.seed}")
+    return lines
+
+
+def preset_lines() -> list[str]:
+    """One block per preset: every hyper-parameter and its value."""
+    lines = []
+    for name, preset in sorted(PRESETS.items()):
+        values = asdict(preset)
+        lines.append(f"{name}:")
+        lines += [f"  {key:<16}{value}" for key, value in values.items()]
+    return lines
+
+
+@click.command("list")
+@click.argument("what", type=click.Choice(["all", "datasets", "presets"]), default="all")
+def list_command(what: str) -> None:
+    """Show the built-in datasets and presets with their values."""
+    if what in ("all", "datasets"):
+        click.echo("datasets (tagtool make-dataset NAME; data_specs/NAME.toml):")
+        for line in dataset_lines():
+            click.echo(f"  {line}")
+    if what in ("all", "presets"):
+        click.echo("presets (tagtool train --preset NAME; any value can be overridden):")
+        for line in preset_lines():
+            click.echo(f"  {line}")
+
+
+COMMANDS: list[click.Command] = [list_command]
