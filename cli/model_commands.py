@@ -363,14 +363,21 @@ def speed_train(model, preset, device, precisions, compile_settings, threads, se
 @click.option("--iterations", type=int, default=5, show_default=True, callback=_positive, help="evaluation iterations")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help=DEVICE_HELP)
-def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, device):
+@click.option("--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto", show_default=True,
+              help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32")
+@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the idle cores)")
+def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, device, precision, threads):
     """Learning check: full TAG against delta z zeroed and L(m) zeroed, AMI per iteration."""
     from tagmodels.device import resolve_device
     from tagmodels.training.ablation import run_ablation
+    from tagmodels.training.precision import configure, describe
     from tagmodels.training.runs import write_json
 
+    dev = resolve_device(device)
+    precision = configure(dev, precision, threads)
+    click.echo(describe(dev, precision, False))
     result = run_ablation(
-        _existing_file(data_path), Path(out_dir), preset, seed, resolve_device(device), iterations,
+        _existing_file(data_path), Path(out_dir), preset, seed, dev, iterations, precision,
         log=click.echo, **({"epochs": epochs} if epochs else {}),
     )
     if json_out:

@@ -26,19 +26,19 @@ VARIANTS: dict[str, tuple[str, ...]] = {"full": (), "no-delta-z": ("delta_z",), 
 
 def run_ablation(
     data: str, out: Path, preset: str, seed: int, device: torch.device, iterations: int,
-    progress: bool = False, log: Callable[[str], None] = print, **overrides: Any,
+    precision: str = "fp32", progress: bool = False, log: Callable[[str], None] = print, **overrides: Any,
 ) -> dict[str, Any]:
     """Train (or resume) the three variants under ``out`` and score each per iteration."""
     out.mkdir(parents=True, exist_ok=True)
     test = load_split(data, "test", device)
     result: dict[str, Any] = {"data": str(Path(data).resolve()), "preset": preset, "overrides": overrides,
-                              "ami_average_method": PAPER_AMI_AVERAGE, "variants": {}}
+                              "precision": precision, "ami_average_method": PAPER_AMI_AVERAGE, "variants": {}}
     for name, zeroed in VARIANTS.items():
         run = RunDir(out / name)
         if run.config_path.exists():
             config = run.config()
         else:
-            config = new_run_config(preset, data, seed, device, **overrides)
+            config = new_run_config(preset, data, seed, device, precision, **overrides)
             config["tagger"]["zeroed_inputs"] = list(zeroed)
             run.create(config)
         model, history = train_tagger(run, config, device, resume=True, progress=progress)
