@@ -299,6 +299,34 @@ def plot(run_dir, png_out):
     click.echo(f"wrote {png_out}: {len(history)} epochs of {run_dir}")
 
 
+@click.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", "png_out", required=True, type=click.Path(dir_okay=False), callback=output_file(".png"),
+              help="PNG file to write")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="also write each run's settings and per-epoch figures here")
+def compare(run_dirs, png_out, json_out):
+    """Draw several runs' learning curves on shared axes (e.g. fp32 against bf16, or ablations)."""
+    from tagdata.render import save_png
+    from tagmodels.training.plot import comparison_figure
+    from tagmodels.training.runs import RunDir, provenance, write_json
+
+    runs = {Path(d).name: RunDir(d) for d in run_dirs}
+    if len(runs) != len(run_dirs):
+        raise UserError("the runs to compare need distinct directory names (they label the curves)")
+    histories = {name: run.history() for name, run in runs.items()}
+    configs = {name: run.config() for name, run in runs.items()}
+    save_png(comparison_figure(histories), png_out)
+    click.echo(f"wrote {png_out}: {', '.join(f'{n} ({len(h)} epochs)' for n, h in histories.items())}")
+    if json_out:
+        write_json(Path(json_out), {
+            "runs": {name: {"training": configs[name]["training"], "tagger": configs[name].get("tagger"),
+                            "provenance": configs[name]["provenance"], "history": histories[name]}
+                     for name in runs},
+            **provenance("cpu"),
+        })
+
+
 @click.command("speed-train")
 @click.option(
     "--model", type=click.Choice(["tagger"]), default="tagger", show_default=True,
@@ -406,4 +434,4 @@ def table1(evaluations, md_out, json_out):
         write_json(Path(json_out), table)
 
 
-COMMANDS: list[click.Command] = [train, evaluate, visualize, plot, speed_train, table1, ablation]
+COMMANDS: list[click.Command] = [train, evaluate, visualize, plot, compare, speed_train, table1, ablation]

@@ -230,3 +230,22 @@ def test_zeroed_inputs_reach_the_network_as_zeros():
     assert torch.all(blocks[:, :, 1] == 0) and torch.all(blocks[:, :, 3] > 0)
     with pytest.raises(ValueError, match="cannot zero"):
         Tagger(TaggerConfig(n_inputs=5, widths=(6, 4), zeroed_inputs=("m",)))
+
+
+def test_compare_draws_runs_on_shared_axes(training_shapes, tmp_path):
+    for precision in ("fp32", "bf16"):
+        result = invoke("train", "--data", str(training_shapes), "--out", str(tmp_path / precision), "--preset",
+                        "shapes-small", "--epochs", "2", "--precision", precision, "--quiet", "--device", "cpu")
+        assert result.exit_code == 0, result.output
+    result = invoke("compare", str(tmp_path / "fp32"), str(tmp_path / "bf16"), "--out", str(tmp_path / "c.png"),
+                    "--json", str(tmp_path / "c.json"))
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "c.json").read_text())
+    assert {name: run["training"]["precision"] for name, run in report["runs"].items()} == {"fp32": "fp32", "bf16": "bf16"}
+    assert [len(run["history"]) for run in report["runs"].values()] == [2, 2]
+    from PIL import Image
+
+    with Image.open(tmp_path / "c.png") as image:
+        assert image.size[0] > 3 * 300
+    result = invoke("compare", str(tmp_path / "fp32"), str(tmp_path / "nothing"), "--out", str(tmp_path / "d.png"))
+    assert result.exit_code == 1 and "does not exist" in result.output

@@ -103,3 +103,24 @@ def training_figure(history: list[dict[str, Any]]) -> np.ndarray:
     if iterations:
         panels.append(line_panel("validation AMI per iteration", "iteration", iterations))
     return side_by_side(*panels, gap=6)
+
+
+def comparison_figure(histories: dict[str, list[dict[str, Any]]]) -> np.ndarray:
+    """uint8 (H, W, 3): several runs on shared axes (validation cost and AMI per epoch, and
+    the last epoch's AMI per iteration), e.g. fp32 against bf16 on the same seed and data."""
+    empty = [name for name, history in histories.items() if not history]
+    if empty:
+        raise UserError(f"{', '.join(empty)} has no finished epoch yet: nothing to compare")
+    panels = []
+    for key, title in (("valid_cost", "validation cost per epoch"), ("valid_ami", "validation AMI per epoch"),
+                       ("valid_error", "validation error (%) per epoch")):
+        series = [(name, *_column(history, key)[1:]) for name, history in histories.items()
+                  if any(key in row for row in history)]
+        if series:
+            panels.append(line_panel(title, "epoch", series))
+    last = [(name, history[-1]["valid_ami_iterations"]) for name, history in histories.items()
+            if history[-1].get("valid_ami_iterations")]
+    if last:
+        panels.append(line_panel("last epoch: AMI per iteration", "iteration",
+                                 [(name, list(range(1, len(ami) + 1)), ami) for name, ami in last]))
+    return side_by_side(*panels, gap=6)
