@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import click
+from tagtool_cli.interrupts import on_interrupt
 
 from tagmodels.benchmark.settings import BUDGETS, DATASETS, METHODS, SCALES
 from tagmodels.training.precision_names import PRECISIONS
-from tagtool_cli.interrupts import on_interrupt
 
 
 def _expand(value: str, names: tuple[str, ...]) -> list[str]:
@@ -54,7 +54,7 @@ def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute
     click.echo(describe(dev, precision, compile_model))
     bench = Benchmark(
         out_dir, get_scale(scale), dev, mnist_dir, progress=not quiet, log=click.echo,
-        precision=precision, compile=compile_model,
+        precision=precision, compile=compile_model, adapt_threads=threads == "auto",
     )
     on_interrupt(lambda: f"finished cells are kept in {out_dir}; run the same command again to do the rest")
     started = time.perf_counter()

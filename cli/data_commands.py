@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 import numpy as np
+from tagtool_cli.interrupts import on_interrupt
+from tagtool_cli.outputs import output_file
 from tqdm import tqdm
 
 from tagdata import render
@@ -19,10 +21,8 @@ from tagdata.errors import UserError
 from tagdata.idx import download_mnist
 from tagdata.reader import TagFile, open_dataset
 from tagdata.specs import builtin_names, resolve_spec, with_overrides
-from tagdata.terminal import bar_size
 from tagdata.speed import DEFAULT_DATASETS, measure_generation_speed
-from tagtool_cli.interrupts import on_interrupt
-from tagtool_cli.outputs import output_file
+from tagdata.terminal import bar_size
 
 
 def note(message: str) -> None:

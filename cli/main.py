@@ -9,14 +9,13 @@ Ctrl-C and SIGTERM end with one line saying what was left (:mod:`tagtool_cli.int
 from __future__ import annotations
 
 import errno
-import os
 
 import click
+from tagtool_cli.interrupts import report, sigterm_as_interrupt
 
 from tagdata.atomic import storage_failure
 from tagdata.errors import UserError
 from tagdata.version import __version__
-from tagtool_cli.interrupts import report, sigterm_as_interrupt
 
 
 class ToolGroup(click.Group):
@@ -56,7 +55,12 @@ def tagtool() -> None:
 
 def _register() -> None:
     """Attach the command families; each module owns its commands."""
-    from tagtool_cli import benchmark_commands, data_commands, list_commands, model_commands
+    from tagtool_cli import (
+        benchmark_commands,
+        data_commands,
+        list_commands,
+        model_commands,
+    )
 
     for module in (data_commands, model_commands, benchmark_commands, list_commands):
         for command in module.COMMANDS:
@@ -67,13 +71,7 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point.
-
-    torch's OpenMP workers spin while they wait by default, which makes a 2-core machine
-    with one other busy process many times slower; the passive wait policy must be set
-    before torch loads, so it is set here (an explicit OMP_WAIT_POLICY wins).
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    """Console-script entry point."""
     tagtool(prog_name="tagtool")
 
 

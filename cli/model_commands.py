@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 from click.core import ParameterSource
+from tagtool_cli.interrupts import on_interrupt
+from tagtool_cli.outputs import output_file
 
 from tagdata.errors import UserError
 from tagmodels.tagger.presets import PRESETS
 from tagmodels.training.precision_names import PRECISIONS
-from tagtool_cli.interrupts import on_interrupt
-from tagtool_cli.outputs import output_file
 
 # torch-importing modules are imported inside the commands, so that `tagtool --help` and
 # the dataset commands start quickly.
@@ -92,7 +92,7 @@ def _left_behind(out_dir: str) -> str:
 @click.option("--compile/--no-compile", "compile_model", default=None,
               help="torch.compile the model: ~1 min to start, faster per step (default: no; kept on --resume)")
 @click.option("--threads", default="auto", show_default=True,
-              help="CPU threads: a number, or auto (the cores not busy with other work)")
+              help="CPU threads: a number, or auto (the cores other processes leave free, followed as they change)")
 @click.option("--resume", is_flag=True,
               help="continue the run in --out from its last checkpoint; only --epochs (more), --device and "
                    "--threads may change")
@@ -102,7 +102,11 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
           precision, compile_model, threads, resume, overwrite, quiet):
     """Train a model; writes config.json, metrics and a checkpoint per epoch to --out."""
     from tagmodels.device import resolve_device
-    from tagmodels.training.grouping import check_run_config, new_run_config, train_tagger
+    from tagmodels.training.grouping import (
+        check_run_config,
+        new_run_config,
+        train_tagger,
+    )
     from tagmodels.training.precision import configure, describe
     from tagmodels.training.resume import resume_config
     from tagmodels.training.runs import RunDir
@@ -135,7 +139,7 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
     with starting:
         if not quiet:
             click.echo(describe(dev, config["training"]["precision"], config["training"]["compile"]))
-        _, history = train_tagger(run, config, dev, resume=resume, progress=not quiet)
+        _, history = train_tagger(run, config, dev, resume=resume, progress=not quiet, adapt_threads=threads == "auto")
     if history:
         last = history[-1]
         click.echo(
@@ -338,7 +342,7 @@ def compare(run_dirs, png_out, json_out):
               help="precisions to measure (repeat the option; default: both)")
 @click.option("--compile", "compile_settings", type=click.Choice(["off", "on", "both"]), default="both",
               show_default=True, help="measure without and/or with torch.compile")
-@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the idle cores)")
+@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the cores other processes leave free)")
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="time spent measuring each step")
 @click.option("--out", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
               help="write the JSON here too")
@@ -393,7 +397,7 @@ def speed_train(model, preset, device, precisions, compile_settings, threads, se
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto", show_default=True,
               help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32")
-@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the idle cores)")
+@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the cores other processes leave free)")
 def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, device, precision, threads):
     """Learning check: full TAG against delta z zeroed and L(m) zeroed, AMI per iteration."""
     from tagmodels.device import resolve_device
@@ -406,7 +410,7 @@ def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, dev
     click.echo(describe(dev, precision, False))
     result = run_ablation(
         _existing_file(data_path), Path(out_dir), preset, seed, dev, iterations, precision,
-        log=click.echo, **({"epochs": epochs} if epochs else {}),
+        log=click.echo, adapt_threads=threads == "auto", **({"epochs": epochs} if epochs else {}),
     )
     if json_out:
         write_json(Path(json_out), result)

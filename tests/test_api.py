@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,11 @@ def test_a_regular_install_gives_a_working_tagtool_and_api(tmp_path):
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
           str(tmp_path / "wheel"), str(source)], cwd=tmp_path)
     wheel = next((tmp_path / "wheel").glob("*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert any(name.endswith((".dist-info/licenses/LICENSE", ".dist-info/LICENSE")) for name in names)
+    for package in ("tagdata", "tagmodels", "tagtool_cli"):
+        assert f"{package}/py.typed" in names
     fresh = tmp_path / "fresh"
     _run([sys.executable, "-m", "venv", "--without-pip", str(fresh)])
     python = fresh / "bin" / "python"

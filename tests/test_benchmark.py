@@ -195,9 +195,9 @@ def test_permuted_cell_trains_the_tagger_phase_on_permuted_pixels(tmp_path, data
     seen = {}
     real_train = benchmark_module.train_tagger
 
-    def spy(run, config, device, resume, progress, splits=None):
+    def spy(run, config, device, resume, progress, splits=None, **kwargs):
         seen["train"] = splits[0].x.clone()
-        return real_train(run, config, device, resume, progress, splits)
+        return real_train(run, config, device, resume, progress, splits, **kwargs)
 
     monkeypatch.setattr(benchmark_module, "train_tagger", spy)
     bench.run(Cell("tagger", "texture-mnist1", "50000", 0, permuted=True))

@@ -141,10 +141,12 @@ class Benchmark:
         log: Callable[[str], None] = print,
         precision: str = "fp32",
         compile: bool = False,
+        adapt_threads: bool = False,
     ) -> None:
         self.out = Path(out)
         self.precision = precision
         self.compile = compile
+        self.adapt_threads = adapt_threads
         self.scale = scale
         self.device = device
         self.mnist_dir = mnist_dir
@@ -233,7 +235,7 @@ class Benchmark:
         )
         history = fit(
             objective, objective.n_train, schedule, run, resume=True, progress=self.progress,
-            precision=self.precision, compile=self.compile,
+            precision=self.precision, compile=self.compile, adapt_threads=self.adapt_threads,
         )
 
         evaluated = time.perf_counter()
@@ -289,7 +291,8 @@ class Benchmark:
             config["benchmark"] = phase
             run.create(config)
         tagger, history = train_tagger(
-            run, config, self.device, resume=True, progress=self.progress, splits=(splits.train, splits.valid)
+            run, config, self.device, resume=True, progress=self.progress, splits=(splits.train, splits.valid),
+            adapt_threads=self.adapt_threads,
         )
         summary = {
             "run": str(run.path.resolve()),

@@ -26,7 +26,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {"full": (), "no-delta-z": ("delta_z",), 
 
 def run_ablation(
     data: str, out: Path, preset: str, seed: int, device: torch.device, iterations: int,
-    precision: str = "fp32", progress: bool = False, log: Callable[[str], None] = print, **overrides: Any,
+    precision: str = "fp32", progress: bool = False, log: Callable[[str], None] = print,
+    adapt_threads: bool = False, **overrides: Any,
 ) -> dict[str, Any]:
     """Train (or resume) the three variants under ``out`` and score each per iteration."""
     out.mkdir(parents=True, exist_ok=True)
@@ -41,7 +42,7 @@ def run_ablation(
             config = new_run_config(preset, data, seed, device, precision, **overrides)
             config["tagger"]["zeroed_inputs"] = list(zeroed)
             run.create(config)
-        model, history = train_tagger(run, config, device, resume=True, progress=progress)
+        model, history = train_tagger(run, config, device, resume=True, progress=progress, adapt_threads=adapt_threads)
         training = config["training"]
         rows = evaluate_grouping(model, test.x, test.segmentation, training["groups"], iterations, training["batch_size"])
         result["variants"][name] = {

@@ -138,6 +138,7 @@ def train_tagger(
     resume: bool,
     progress: bool,
     splits: tuple[SplitTensors, SplitTensors] | None = None,
+    adapt_threads: bool = False,
 ) -> tuple[Tagger, list[dict]]:
     """Train (or continue) the run described by ``config``; returns the model and the history.
 
@@ -158,7 +159,7 @@ def train_tagger(
     schedule = Schedule(training["epochs"], training["lr"], training["batch_size"], training["seed"])
     return model, fit(
         objective, len(train), schedule, run, resume=resume, progress=progress,
-        precision=training["precision"], compile=training["compile"], keep_best=BEST,
+        precision=training["precision"], compile=training["compile"], keep_best=BEST, adapt_threads=adapt_threads,
     )
 
 

@@ -21,6 +21,7 @@ from tagmodels.training.logs import RunLogs
 from tagmodels.training.precision import autocast
 from tagmodels.training.progress import TrainingProgress
 from tagmodels.training.runs import RunDir
+from tagmodels.training.threads import CoreShare
 
 
 class Objective(Protocol):
@@ -85,13 +86,15 @@ def fit(
     precision: str = "fp32",
     compile: bool = False,
     keep_best: Selection | None = None,
+    adapt_threads: bool = False,
 ) -> list[dict[str, Any]]:
     """Train for ``schedule.epochs`` epochs, writing metrics and a checkpoint after each one
     (and best.pt whenever ``keep_best``'s validation figure improves).
 
     ``precision`` "bf16" runs the costs and the validation under bf16 autocast;
     ``compile`` compiles the model's forward in place (its state dict is unchanged, so
-    checkpoints load either way).
+    checkpoints load either way). ``adapt_threads`` lets a CPU run follow the cores other
+    processes leave free (:class:`tagmodels.training.threads.CoreShare`).
     """
     model = objective.model
     device = next(model.parameters()).device
@@ -101,6 +104,7 @@ def fit(
     if compile:
         model.compile()
     cast = autocast(precision, device)
+    share = CoreShare() if adapt_threads and device.type == "cpu" else None
     order = torch.Generator().manual_seed(schedule.seed)
     history: list[dict[str, Any]] = []
     run.remove_stale_temporaries()
@@ -129,6 +133,8 @@ def fit(
             check_finite(value, epoch + 1, step, run, schedule.lr_at(epoch))
             total += value
             report.step(step, total / step)
+            if share is not None:
+                share.adjust()
         train_seconds = time.perf_counter() - started
         with cast:
             validation = objective.validate()

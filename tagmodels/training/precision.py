@@ -1,20 +1,14 @@
-"""Numeric precision and CPU threads of a training run.
+"""Numeric precision of a training run, and the line that says how a command computes.
 
 bf16 autocast runs the matmuls in bfloat16 (weights, optimiser and the TAG arithmetic the
 autocast leaves in float32 stay fp32): 7 times the fp32 matmul rate on CPUs with AMX, and
 native on CUDA. It is the default where the hardware has it (CUDA; CPUs with AMX-BF16 or
 AVX512-BF16) and fp32 elsewhere, where bf16 is emulated and slower.
-
-Threads: torch's OpenMP workers spin while they wait, so on a 2-core machine with one other
-busy process a 2-thread run is many times slower, not 2 times. ``tagtool`` therefore sets
-the passive OpenMP wait policy before torch starts (unless the environment sets one), and
-``threads="auto"`` uses the cores not already busy (the 1-minute load average).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import ContextManager
 
 import torch
@@ -22,6 +16,7 @@ import torch
 from tagdata.errors import UserError
 from tagdata.provenance import cpu_flags
 from tagmodels.training.precision_names import PRECISIONS, Precision  # noqa: F401  (re-exported)
+from tagmodels.training.threads import resolve_threads
 
 
 def default_precision(device: torch.device) -> str:
@@ -45,29 +40,6 @@ def autocast(precision: str, device: torch.device) -> ContextManager:
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def free_cores() -> int:
-    """CPU cores not busy with other work: the cores minus the 1-minute load average, at least 1."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        busy = round(os.getloadavg()[0])
-    except OSError:
-        busy = 0
-    return max(1, min(cores, cores - busy))
-
-
-def resolve_threads(threads: int | str | None) -> int:
-    """A thread count: an explicit positive number, or the free cores for None or "auto"."""
-    if threads in (None, "auto"):
-        return free_cores()
-    try:
-        count = int(threads)
-    except (TypeError, ValueError):
-        raise UserError(f"--threads must be a positive number or auto, got {threads!r}") from None
-    if count < 1:
-        raise UserError(f"--threads must be at least 1, got {count}")
-    return count
 
 
 def configure(device: torch.device, precision: str | None, threads: int | str | None) -> str:

@@ -1,0 +1,43 @@
+"""Threads that follow the cores other processes leave free."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tagdata.errors import UserError
+from tagmodels.training import threads
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_explicit_and_automatic_thread_counts(monkeypatch):
+    assert threads.resolve_threads("3") == 3
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.2, 0.0, 0.0))
+    assert threads.resolve_threads("auto") == 1
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert threads.resolve_threads(None) == 2
+    for bad in ("0", "-2", "many"):
+        with pytest.raises(UserError, match="--threads"):
+            threads.resolve_threads(bad)
+
+
+@pytest.mark.parametrize("others_ticks, expected", [(95, 1), (10, 2), (400, 1)])
+def test_core_share_takes_the_cores_others_left(monkeypatch, others_ticks, expected):
+    """Over a 1 s period on 2 cores: others using ~1 core (95 ticks) leave 1, ~0.1 core leave 2."""
+    clock = iter([0.0, 1.0])
+    monkeypatch.setattr(threads.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(threads, "CLOCK_TICKS", 100)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    samples = iter([(1000, 500), (1000 + others_ticks + 80, 580)])  # we used 80 ticks meanwhile
+    monkeypatch.setattr(threads, "_busy_ticks", lambda: next(samples))
+    torch.set_num_threads(2)
+    share = threads.CoreShare(period=0.5)
+    share.adjust()
+    assert torch.get_num_threads() == expected
