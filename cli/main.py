@@ -60,9 +60,10 @@ def _register() -> None:
         data_commands,
         list_commands,
         model_commands,
+        speed_commands,
     )
 
-    for module in (data_commands, model_commands, benchmark_commands, list_commands):
+    for module in (data_commands, model_commands, speed_commands, benchmark_commands, list_commands):
         for command in module.COMMANDS:
             tagtool.add_command(command)
 

@@ -331,60 +331,6 @@ def compare(run_dirs, png_out, json_out):
         })
 
 
-@click.command("speed-train")
-@click.option(
-    "--model", type=click.Choice(["tagger"]), default="tagger", show_default=True,
-    help="the unsupervised Tagger; the baselines train through `tagtool benchmark`",
-)
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-paper", show_default=True)
-@click.option("--device", default=None, help=DEVICE_HELP)
-@click.option("--precision", "precisions", type=click.Choice(PRECISIONS), multiple=True,
-              help="precisions to measure (repeat the option; default: both)")
-@click.option("--compile", "compile_settings", type=click.Choice(["off", "on", "both"]), default="both",
-              show_default=True, help="measure without and/or with torch.compile")
-@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the cores other processes leave free)")
-@click.option("--seconds", type=float, default=10.0, show_default=True, help="time spent measuring each step")
-@click.option("--out", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
-              help="write the JSON here too")
-def speed_train(model, preset, device, precisions, compile_settings, threads, seconds, json_out):
-    """Training samples per second, per precision and compilation, beside this device's matmul bound."""
-    import json
-    import time
-
-    from tagdata.provenance import cpu_flags
-    from tagmodels.device import resolve_device
-    from tagmodels.speed.training import measure_training_speed
-    from tagmodels.training.precision import configure
-    from tagmodels.training.runs import provenance, write_json
-
-    if seconds <= 0:
-        raise UserError(f"--seconds must be positive, got {seconds}")
-    dev = resolve_device(device)
-    configure(dev, "fp32", threads)
-    compiles = {"off": [False], "on": [True], "both": [False, True]}[compile_settings]
-    started = time.perf_counter()
-    settings = []
-    for precision in precisions or PRECISIONS:
-        for compile_model in compiles:
-            row = measure_training_speed(preset, dev, seconds=seconds, precision=precision, compile=compile_model)
-            click.echo(
-                f"{precision:>5} {'compiled' if compile_model else 'eager':>8}: {row['samples_per_second']:7.1f} "
-                f"samples/s, {100 * row['fraction_of_bound']:.0f} % of the {precision} matmul bound"
-            )
-            settings.append(row)
-    result = {
-        "preset": preset,
-        "settings": settings,
-        "cpu_flags": cpu_flags(),
-        "wall_seconds": round(time.perf_counter() - started, 3),
-        **provenance(dev, seed=0),
-    }
-    if json_out:
-        write_json(Path(json_out), result)
-    else:
-        click.echo(json.dumps(result, indent=2))
-
-
 @click.command("ablation")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="a Shapes file")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="directory of the three runs")
@@ -438,4 +384,4 @@ def table1(evaluations, md_out, json_out):
         write_json(Path(json_out), table)
 
 
-COMMANDS: list[click.Command] = [train, evaluate, visualize, plot, compare, speed_train, table1, ablation]
+COMMANDS: list[click.Command] = [train, evaluate, visualize, plot, compare, table1, ablation]

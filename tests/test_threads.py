@@ -41,3 +41,20 @@ def test_core_share_takes_the_cores_others_left(monkeypatch, others_ticks, expec
     share = threads.CoreShare(period=0.5)
     share.adjust()
     assert torch.get_num_threads() == expected
+
+
+def test_speed_contention_times_each_scenario(tmp_path):
+    from click.testing import CliRunner
+    from tagtool_cli.main import tagtool
+
+    out = tmp_path / "contention.json"
+    result = CliRunner().invoke(tagtool, ["speed-contention", "--threads", "1", "--images", "40", "--epochs", "1",
+                                          "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    import json
+
+    (row,) = json.loads(out.read_text())["settings"]
+    assert row["threads"] == "1"
+    for key in ("alone_seconds", "beside_busy_seconds", "two_at_once_seconds"):
+        assert row[key] > 0
+    assert row["two_at_once_slowdown"] == round(row["two_at_once_seconds"] / row["alone_seconds"], 2)

@@ -1,0 +1,105 @@
+"""`tagtool` commands that measure speed: speed-train (samples/s beside the matmul bound) and
+speed-contention (training beside other work)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from tagtool_cli.model_commands import DEVICE_HELP
+from tagtool_cli.outputs import output_file
+
+from tagdata.errors import UserError
+from tagmodels.tagger.presets import PRESETS
+from tagmodels.training.precision_names import PRECISIONS
+
+
+@click.command("speed-train")
+@click.option(
+    "--model", type=click.Choice(["tagger"]), default="tagger", show_default=True,
+    help="the unsupervised Tagger; the baselines train through `tagtool benchmark`",
+)
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-paper", show_default=True)
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--precision", "precisions", type=click.Choice(PRECISIONS), multiple=True,
+              help="precisions to measure (repeat the option; default: both)")
+@click.option("--compile", "compile_settings", type=click.Choice(["off", "on", "both"]), default="both",
+              show_default=True, help="measure without and/or with torch.compile")
+@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the cores other processes leave free)")
+@click.option("--seconds", type=float, default=10.0, show_default=True, help="time spent measuring each step")
+@click.option("--out", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="write the JSON here too")
+def speed_train(model, preset, device, precisions, compile_settings, threads, seconds, json_out):
+    """Training samples per second, per precision and compilation, beside this device's matmul bound."""
+    import json
+    import time
+
+    from tagdata.provenance import cpu_flags
+    from tagmodels.device import resolve_device
+    from tagmodels.speed.training import measure_training_speed
+    from tagmodels.training.precision import configure
+    from tagmodels.training.runs import provenance, write_json
+
+    if seconds <= 0:
+        raise UserError(f"--seconds must be positive, got {seconds}")
+    dev = resolve_device(device)
+    configure(dev, "fp32", threads)
+    compiles = {"off": [False], "on": [True], "both": [False, True]}[compile_settings]
+    started = time.perf_counter()
+    settings = []
+    for precision in precisions or PRECISIONS:
+        for compile_model in compiles:
+            row = measure_training_speed(preset, dev, seconds=seconds, precision=precision, compile=compile_model)
+            click.echo(
+                f"{precision:>5} {'compiled' if compile_model else 'eager':>8}: {row['samples_per_second']:7.1f} "
+                f"samples/s, {100 * row['fraction_of_bound']:.0f} % of the {precision} matmul bound"
+            )
+            settings.append(row)
+    result = {
+        "preset": preset,
+        "settings": settings,
+        "cpu_flags": cpu_flags(),
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        **provenance(dev, seed=0),
+    }
+    if json_out:
+        write_json(Path(json_out), result)
+    else:
+        click.echo(json.dumps(result, indent=2))
+
+
+@click.command("speed-contention")
+@click.option("--threads", "thread_settings", multiple=True,
+              help="thread settings to compare (repeat; default: auto and 2)")
+@click.option("--images", type=int, default=3000, show_default=True, help="Shapes training images per run")
+@click.option("--epochs", type=int, default=2, show_default=True)
+@click.option("--out", "json_out", type=click.Path(dir_okay=False), callback=output_file(), help="write the JSON here")
+def speed_contention(thread_settings, images, epochs, json_out):
+    """A short training run alone, beside one busy process, and two at once, per thread setting."""
+    import json
+    import os
+    import time
+
+    from tagdata.provenance import cpu_flags, cpu_model
+    from tagmodels.speed.contention import measure_contention
+    from tagmodels.training.runs import provenance, write_json
+
+    if images < 1 or epochs < 1:
+        raise UserError("--images and --epochs must be at least 1")
+    started = time.perf_counter()
+    result = measure_contention(list(thread_settings) or ["auto", "2"], images, epochs)
+    for row in result["settings"]:
+        click.echo(
+            f"threads {row['threads']:>4}: alone {row['alone_seconds']:6.1f} s, beside a busy process "
+            f"{row['beside_busy_seconds']:6.1f} s ({row['beside_busy_slowdown']}x), two at once "
+            f"{row['two_at_once_seconds']:6.1f} s ({row['two_at_once_slowdown']}x)"
+        )
+    result.update({"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
+                   "wall_seconds": round(time.perf_counter() - started, 2), **provenance("cpu")})
+    if json_out:
+        write_json(Path(json_out), result)
+    else:
+        click.echo(json.dumps(result, indent=2))
+
+
+COMMANDS: list[click.Command] = [speed_train, speed_contention]
