@@ -11,6 +11,7 @@ from tagtool_cli.interrupts import on_interrupt
 from tagtool_cli.outputs import output_file
 
 from tagdata.errors import UserError
+from tagdata.provenance import portable_path
 from tagmodels.tagger.presets import PRESETS
 from tagmodels.training.precision_names import PRECISIONS
 
@@ -217,10 +218,10 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
         click.echo(f"Note: {note}", err=True)
     if json_out:
         result = {
-            "run": str(Path(run_dir).resolve()),
+            "run": portable_path(run_dir),
             "checkpoint": checkpoint,
             "checkpoint_epoch": epoch,
-            "data": str(Path(data_path).resolve()),
+            "data": portable_path(data_path),
             "split": split,
             "examples": len(data),
             "ami_average_method": PAPER_AMI_AVERAGE,

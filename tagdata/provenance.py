@@ -7,6 +7,7 @@ hardware that produced it.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -21,6 +22,23 @@ def git(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def portable_path(path: str | Path) -> str:
+    """A path as result files record it: relative to the working directory, so that no
+    committed figure names one machine's directory layout."""
+    return os.path.relpath(Path(path).resolve())
+
+
+def portable_command(argv: list[str]) -> str:
+    """The command line as result files record it: absolute paths made relative."""
+    def portable(arg: str) -> str:
+        if arg.startswith("/"):
+            return portable_path(arg)
+        option, equals, value = arg.partition("=")
+        return f"{option}={portable_path(value)}" if equals and value.startswith("/") else arg
+
+    return " ".join(portable(arg) for arg in argv)
 
 
 def code_version() -> dict[str, object]:

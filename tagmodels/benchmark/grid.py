@@ -28,6 +28,7 @@ from torch import nn
 
 import tagdata
 from tagdata.errors import UserError
+from tagdata.provenance import portable_path
 from tagmodels import zoo
 from tagmodels.benchmark.label_budget import labelled_subset
 from tagmodels.benchmark.permutation import permute_split, pixel_permutation
@@ -257,7 +258,7 @@ class Benchmark:
             "unsupervised_phase": unsupervised,
             "settings": settings,
             "execution": identity["execution"],
-            "data": str(splits.path.resolve()),
+            "data": portable_path(splits.path),
             **provenance(self.device, cell.seed),
         }
         write_json(path, result)
@@ -295,7 +296,7 @@ class Benchmark:
             adapt_threads=self.adapt_threads,
         )
         summary = {
-            "run": str(run.path.resolve()),
+            "run": portable_path(run.path),
             "epochs": len(history),
             "train_seconds": training_seconds(history),
             "final_valid_ami": history[-1]["valid_ami"] if history else None,

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import torch
 
+from tagdata.provenance import portable_path
 from tagmodels.metrics import PAPER_AMI_AVERAGE
 from tagmodels.tagger.evaluation import evaluate_grouping
 from tagmodels.training.data import load_split
@@ -32,7 +33,7 @@ def run_ablation(
     """Train (or resume) the three variants under ``out`` and score each per iteration."""
     out.mkdir(parents=True, exist_ok=True)
     test = load_split(data, "test", device)
-    result: dict[str, Any] = {"data": str(Path(data).resolve()), "preset": preset, "overrides": overrides,
+    result: dict[str, Any] = {"data": portable_path(data), "preset": preset, "overrides": overrides,
                               "precision": precision, "ami_average_method": PAPER_AMI_AVERAGE, "variants": {}}
     for name, zeroed in VARIANTS.items():
         run = RunDir(out / name)

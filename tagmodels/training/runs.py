@@ -21,7 +21,7 @@ import torch
 
 from tagdata.atomic import atomic_write, remove_stale_temporaries, storage_failure
 from tagdata.errors import UserError
-from tagdata.provenance import code_version, cpu_model
+from tagdata.provenance import code_version, cpu_model, portable_command
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -73,7 +73,7 @@ def provenance(device: torch.device | str, seed: int | None = None) -> dict[str,
     device = torch.device(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_model()} ({os.cpu_count()} cpus)"
     return {
-        "command": " ".join(["tagtool", *sys.argv[1:]]) if sys.argv else "",
+        "command": portable_command(["tagtool", *sys.argv[1:]]) if sys.argv else "",
         **code_version(),
         "device": f"{device.type}: {name}",
         "threads": torch.get_num_threads(),
