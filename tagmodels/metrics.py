@@ -35,8 +35,10 @@ PAPER_AMI_AVERAGE = "max"  # the normalisation of the paper's AMI figures
 
 
 def _to_numpy(x: ArrayLike) -> np.ndarray:
-    """Accept torch tensors (any device) as well as numpy arrays."""
+    """Accept torch tensors (any device, bf16 from autocast included) as well as numpy arrays."""
     if isinstance(x, torch.Tensor):
+        if x.dtype == torch.bfloat16:  # numpy has no bfloat16
+            x = x.float()
         return x.detach().cpu().numpy()
     return np.asarray(x)
 

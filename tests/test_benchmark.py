@@ -104,6 +104,16 @@ def test_one_cell_per_method_end_to_end(tmp_path, data_dir, method, dataset):
     assert loaded.model.predict(test.x).shape == (len(test), 10)
 
 
+@pytest.mark.parametrize("method", ["fc-mlp", "tagger"])
+def test_cells_train_under_bf16_autocast(tmp_path, data_dir, method):
+    out = bench_dir(tmp_path, data_dir)
+    bench = Benchmark(out, tiny_scale(), torch.device("cpu"), str(MNIST), log=lambda line: None, precision="bf16")
+    bench.open()
+    result, _ = bench.run(Cell(method, "texture-mnist2", "50000", seed=0))
+    assert result["execution"] == {"precision": "bf16", "compile": False}
+    assert 0.0 <= result["test_error"] <= 100.0
+
+
 def test_datasets_are_made_from_mnist_when_missing(tmp_path):
     bench = make(tmp_path / "bench", replace(tiny_scale(), splits={"train": 30, "valid": 10, "test": 10}))
     splits = bench.splits("texture-mnist1")
