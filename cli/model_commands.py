@@ -363,6 +363,55 @@ def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, dev
         write_json(Path(json_out), result)
 
 
+def _positive_each(ctx: click.Context, param: click.Parameter, values):
+    if any(value < 1 for value in values):
+        raise click.BadParameter(f"must each be at least 1, got {list(values)}")
+    return values
+
+
+@click.command("generalization")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--data", "data_paths", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="a dataset to score on (repeat: e.g. shapes-2obj, shapes, shapes-4obj)")
+@click.option("--groups", "group_counts", multiple=True, type=int, callback=_positive_each,
+              help="numbers of groups K to evaluate with (repeat; default 2 3 4 5)")
+@click.option("--iterations", type=int, callback=_positive, help="default: the preset's evaluation iterations (5)")
+@click.option("--limit", type=int, callback=_positive, help="score only the first N test examples of each dataset")
+@click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True, help=CHECKPOINT_HELP)
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(), help="write the table as JSON here")
+@click.option("--out", "md_out", type=click.Path(dir_okay=False), callback=output_file(".md"), help="write it as markdown here")
+def generalization(run_dir, data_paths, group_counts, iterations, limit, checkpoint, device, json_out, md_out):
+    """AMI of a trained Tagger on other datasets and with other K (the paper's Section 3.2, Fig. 4)."""
+    from tagdata.atomic import atomic_write
+    from tagmodels.device import resolve_device
+    from tagmodels.tagger.generalization import generalization_table, render
+    from tagmodels.training.data import load_split
+    from tagmodels.training.grouping import load_tagger
+    from tagmodels.training.runs import RunDir, provenance, write_json
+
+    dev = resolve_device(device)
+    run = RunDir(run_dir)
+    model, config = load_tagger(run, dev, checkpoint)
+    datasets = {}
+    for path in data_paths:
+        data = load_split(_existing_file(path), "test", dev, limit)
+        if data.x.shape[1] != model.config.n_inputs:
+            raise UserError(f"{path} has {data.x.shape[1]} pixels per image but the model takes {model.config.n_inputs}")
+        datasets[Path(path).stem] = data
+    iterations = iterations or config["training"]["eval_iterations"]
+    table = generalization_table(model, datasets, list(group_counts) or [2, 3, 4, 5], iterations,
+                                 config["training"]["batch_size"])
+    text = render(table, f"Generalisation of {Path(run_dir).name} ({len(run.history())} epochs, {checkpoint} checkpoint)")
+    click.echo(text, nl=False)
+    table.update({"run": portable_path(run_dir), "checkpoint": checkpoint, "trained_epochs": len(run.history()),
+                  "training_preset": config["preset"], "norm": model.config.norm, **provenance(dev, 0)})
+    if json_out:
+        write_json(Path(json_out), table)
+    if md_out:
+        atomic_write(Path(md_out), lambda tmp: tmp.write_text(text))
+
+
 @click.command("table1")
 @click.argument("evaluations", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "md_out", type=click.Path(dir_okay=False), callback=output_file(),
@@ -385,4 +434,4 @@ def table1(evaluations, md_out, json_out):
         write_json(Path(json_out), table)
 
 
-COMMANDS: list[click.Command] = [train, evaluate, visualize, plot, compare, table1, ablation]
+COMMANDS: list[click.Command] = [train, evaluate, visualize, plot, compare, table1, ablation, generalization]

@@ -249,3 +249,19 @@ def test_compare_draws_runs_on_shared_axes(training_shapes, tmp_path):
         assert image.size[0] > 3 * 300
     result = invoke("compare", str(tmp_path / "fp32"), str(tmp_path / "nothing"), "--out", str(tmp_path / "d.png"))
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_generalization_scores_each_dataset_with_each_k(training_shapes, tmp_path):
+    out = tmp_path / "run"
+    assert invoke("train", "--data", str(training_shapes), "--out", str(out), "--epochs", "1", "--quiet",
+                  "--device", "cpu").exit_code == 0
+    two = tmp_path / "shapes-2obj.h5"
+    tagdata.make_dataset(tagdata.with_overrides(tagdata.resolve_spec("shapes-2obj"), train=10, valid=10, test=30, single=0), two)
+    result = invoke("generalization", str(out), "--data", str(training_shapes), "--data", str(two), "--groups", "2",
+                    "--groups", "3", "--iterations", "2", "--json", str(tmp_path / "g.json"), "--out", str(tmp_path / "g.md"))
+    assert result.exit_code == 0, result.output
+    table = json.loads((tmp_path / "g.json").read_text())
+    assert [(c["data"], c["groups"]) for c in table["cells"]] == [
+        ("shapes", 2), ("shapes", 3), ("shapes-2obj", 2), ("shapes-2obj", 3)]
+    assert all(len(c["ami_per_iteration"]) == 2 and c["ami"] == c["ami_per_iteration"][-1] for c in table["cells"])
+    assert table["trained_epochs"] == 1 and "| shapes-2obj |" in (tmp_path / "g.md").read_text()
