@@ -20,6 +20,7 @@ from tagmodels.training.precision_names import PRECISIONS
     help="the unsupervised Tagger; the baselines train through `tagtool benchmark`",
 )
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-paper", show_default=True)
+@click.option("--norm", type=click.Choice(["batch", "layer"]), help="override the preset's normalisation (layer: Tagger*)")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--precision", "precisions", type=click.Choice(PRECISIONS), multiple=True,
               help="precisions to measure (repeat the option; default: both)")
@@ -29,7 +30,7 @@ from tagmodels.training.precision_names import PRECISIONS
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="time spent measuring each step")
 @click.option("--out", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
               help="write the JSON here too")
-def speed_train(model, preset, device, precisions, compile_settings, threads, seconds, json_out):
+def speed_train(model, preset, norm, device, precisions, compile_settings, threads, seconds, json_out):
     """Training samples per second, per precision and compilation, beside this device's matmul bound."""
     import json
     import time
@@ -49,7 +50,9 @@ def speed_train(model, preset, device, precisions, compile_settings, threads, se
     settings = []
     for precision in precisions or PRECISIONS:
         for compile_model in compiles:
-            row = measure_training_speed(preset, dev, seconds=seconds, precision=precision, compile=compile_model)
+            row = measure_training_speed(
+                preset, dev, seconds=seconds, precision=precision, compile=compile_model, norm=norm
+            )
             click.echo(
                 f"{precision:>5} {'compiled' if compile_model else 'eager':>8}: {row['samples_per_second']:7.1f} "
                 f"samples/s, {100 * row['fraction_of_bound']:.0f} % of the {precision} matmul bound"

@@ -189,10 +189,11 @@ def test_cli_trains_continuous_tagger_on_texture_mnist(texture_file, tmp_path):
 def test_speed_train_reports_speed_beside_the_matmul_bound(tmp_path):
     out = tmp_path / "bench.json"
     result = invoke("speed-train", "--preset", "shapes-small", "--seconds", "0.5", "--device", "cpu",
-                    "--precision", "fp32", "--precision", "bf16", "--compile", "off", "--out", str(out))
+                    "--precision", "fp32", "--precision", "bf16", "--compile", "off", "--norm", "batch", "--out", str(out))
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert [(s["precision"], s["compile"]) for s in report["settings"]] == [("fp32", False), ("bf16", False)]
+    assert report["settings"][0]["norm"] == "batch"  # shapes-small is LayerNorm; --norm overrides it
     assert set(report["cpu_flags"]) == {"amx_bf16", "avx512_bf16"}
     assert {"command", "commit", "device", "wall_seconds"} <= set(report)
     bench = report["settings"][0]

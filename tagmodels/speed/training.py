@@ -83,10 +83,11 @@ def gemm_seconds(shapes: list[GemmShape], device: torch.device, dtype: torch.dty
 
 def measure_training_speed(
     preset_name: str, device: torch.device, seconds: float = 10.0, seed: int = 0,
-    precision: str = "fp32", compile: bool = False,
+    precision: str = "fp32", compile: bool = False, norm: str | None = None,
 ) -> dict[str, Any]:
-    """Training samples per second of a preset's Tagger on random data of its input size."""
-    preset = get_preset(preset_name)
+    """Training samples per second of a preset's Tagger (``norm`` overriding its
+    normalisation) on random data of its input size."""
+    preset = get_preset(preset_name).with_overrides(norm=norm)
     kind = "binary" if preset.dataset_kind == "shapes" else "continuous"
     n_inputs = 400 if kind == "binary" else 784
     torch.manual_seed(seed)
