@@ -11,9 +11,11 @@ from click.testing import CliRunner
 from tagtool_cli.main import tagtool
 
 import tagdata
+from tagdata.errors import UserError
 from tagmodels.tagger.evaluation import evaluate_grouping
 from tagmodels.training.data import load_split
 from tagmodels.training.grouping import load_tagger, new_run_config, train_tagger
+from tagmodels.training.resume import held_settings
 from tagmodels.training.runs import RunDir
 
 
@@ -249,3 +251,13 @@ def test_compare_draws_runs_on_shared_axes(training_shapes, tmp_path):
         assert image.size[0] > 3 * 300
     result = invoke("compare", str(tmp_path / "fp32"), str(tmp_path / "nothing"), "--out", str(tmp_path / "d.png"))
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_initial_variance_and_delta_z_form_reach_the_model_and_resume_holds_them(texture_file):
+    config = new_run_config("texture-small", str(texture_file), seed=0, device=torch.device("cpu"),
+                            initial_variance=0.05, delta_z_form="gradient")
+    assert config["tagger"]["initial_variance"] == 0.05 and config["tagger"]["delta_z_form"] == "gradient"
+    held = held_settings(config)
+    assert held["initial_variance"] == 0.05 and held["delta_z_form"] == "gradient"
+    with pytest.raises(UserError, match="--initial-variance"):
+        new_run_config("texture-small", str(texture_file), seed=0, device=torch.device("cpu"), initial_variance=-1.0)
