@@ -29,7 +29,8 @@ def preset_lines() -> list[str]:
     for name, preset in sorted(PRESETS.items()):
         values = asdict(preset)
         lines.append(f"{name}:")
-        lines += [f"  {key:<16}{value}" for key, value in values.items()]
+        width = max(map(len, values)) + 1  # one space at least after the longest name
+        lines += [f"  {key:<{width}}{value}" for key, value in values.items()]
     return lines
 
 

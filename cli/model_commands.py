@@ -13,6 +13,7 @@ from tagtool_cli.outputs import output_file
 from tagdata.errors import UserError
 from tagdata.provenance import portable_path
 from tagmodels.tagger.presets import PRESETS
+from tagmodels.tagger.tag_names import DELTA_Z_FORMS
 from tagmodels.training.precision_names import PRECISIONS
 
 # torch-importing modules are imported inside the commands, so that `tagtool --help` and
@@ -49,7 +50,8 @@ def _iterations(count: int) -> str:
 RESUME_OPTIONS = {
     "data": "data_path", "preset": "preset", "seed": "seed", "groups": "groups", "iterations": "iterations",
     "norm": "norm", "lr": "lr", "batch_size": "batch_size", "epochs": "epochs", "precision": "precision",
-    "compile": "compile_model",
+    "compile": "compile_model", "initial_variance": "initial_variance",
+    "delta_z_form": "delta_z_form",
 }
 CHECKPOINT_HELP = "last: the final epoch's parameters; best: the epoch with the best validation AMI"
 
@@ -86,6 +88,10 @@ def _left_behind(out_dir: str) -> str:
               help=_preset_help("normalisation in the Ladder (layer: the paper's Tagger*)", "norm"))
 @click.option("--lr", type=float, help=_preset_help("Adam's learning rate", "lr"))
 @click.option("--batch-size", type=int, callback=_positive, help=_preset_help("examples per step", "batch_size"))
+@click.option("--initial-variance", type=float,
+              help=_preset_help("v at the start, continuous inputs (docs/textures.md)", "initial_variance"))
+@click.option("--delta-z-form", type=click.Choice(DELTA_Z_FORMS),
+              help=_preset_help("continuous delta z: equation-4 m_k (x~ - z_k), gradient, algorithm-1", "delta_z_form"))
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial parameters and the data order")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(["auto", *PRECISIONS]),
@@ -99,8 +105,8 @@ def _left_behind(out_dir: str) -> str:
                    "--threads may change")
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out")
 @click.option("--quiet", is_flag=True, help="no progress bar and no line per epoch")
-def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, seed, device,
-          precision, compile_model, threads, resume, overwrite, quiet):
+def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, initial_variance, delta_z_form,
+          seed, device, precision, compile_model, threads, resume, overwrite, quiet):
     """Train a model; writes config.json, metrics and a checkpoint per epoch to --out."""
     from tagmodels.device import resolve_device
     from tagmodels.training.grouping import (
@@ -133,7 +139,8 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
         precision = configure(dev, precision, threads)
         config = new_run_config(
             preset, data_path, seed, dev, precision, bool(compile_model), epochs=epochs, groups=groups,
-            iterations=iterations, norm=norm, lr=lr, batch_size=batch_size,
+            iterations=iterations, norm=norm, lr=lr, batch_size=batch_size, initial_variance=initial_variance,
+            delta_z_form=delta_z_form,
         )
         starting = run.started(config, overwrite=overwrite)
     on_interrupt(lambda: _left_behind(out_dir))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -99,7 +100,8 @@ def test_list_shows_datasets_and_presets_with_their_values():
     assert "texture-mnist2  texture-mnist   28x28  2 digits  train 50000 / valid 10000 / test 10000; seed 12" in result.output
     for name, preset in PRESETS.items():
         assert f"  {name}:" in result.output
-        assert f"    lr              {preset.lr}" in result.output
+        assert re.search(rf"\n    lr +{preset.lr}\n", result.output)
+        assert re.search(rf"\n    initial_variance +{preset.initial_variance}\n", result.output)
     assert run("list", "presets").output.startswith("presets")
 
 
@@ -110,7 +112,7 @@ def test_help_names_the_specs_and_every_train_option_its_preset_values():
         if isinstance(option, click.Option) and option.name != "help":
             assert option.help, option.name
     options = {option.name: " ".join(option.help.split()) for option in train.params if isinstance(option, click.Option)}
-    assert options["epochs"].endswith("[preset: shapes-paper 100, shapes-small 40, texture-paper 150, texture-small 10]")
+    assert options["epochs"].endswith("[preset: shapes-paper 100, shapes-small 40, texture-cpu 24, texture-paper 150, texture-small 10]")
     assert options["groups"].endswith("[every preset: 4]")
     assert "shapes-small 0.002" in options["lr"] and "shapes-small layer" in options["norm"]
 

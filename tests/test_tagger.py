@@ -164,3 +164,13 @@ def test_variance_is_positive_and_learned():
     x, _, _ = random_state("continuous")
     model.training_cost(model(x, 4, 2)).backward()
     assert model.v_raw.grad is not None and model.v_raw.grad.abs().item() > 0
+
+
+def test_initial_variance_sets_v_at_the_start():
+    """v starts at softplus(1) unless initial_variance says otherwise (docs/textures.md)."""
+    default = Tagger(TaggerConfig(n_inputs=4, input_kind="continuous"))
+    assert default.v_raw.item() == pytest.approx(1.0)
+    small = Tagger(TaggerConfig(n_inputs=4, input_kind="continuous", initial_variance=0.05))
+    assert small.variance.item() == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="initial_variance"):
+        Tagger(TaggerConfig(n_inputs=4, input_kind="continuous", initial_variance=0.0))

@@ -11,9 +11,11 @@ from click.testing import CliRunner
 from tagtool_cli.main import tagtool
 
 import tagdata
+from tagdata.errors import UserError
 from tagmodels.tagger.evaluation import evaluate_grouping
 from tagmodels.training.data import load_split
 from tagmodels.training.grouping import load_tagger, new_run_config, train_tagger
+from tagmodels.training.resume import held_settings
 from tagmodels.training.runs import RunDir
 
 
@@ -266,3 +268,13 @@ def test_generalization_scores_each_dataset_with_each_k(training_shapes, tmp_pat
         ("shapes", 2), ("shapes", 3), ("shapes-2obj", 2), ("shapes-2obj", 3)]
     assert all(len(c["ami_per_iteration"]) == 2 and c["ami"] == c["ami_per_iteration"][-1] for c in table["cells"])
     assert table["trained_epochs"] == 1 and "| shapes-2obj |" in (tmp_path / "g.md").read_text()
+
+
+def test_initial_variance_and_delta_z_form_reach_the_model_and_resume_holds_them(texture_file):
+    config = new_run_config("texture-small", str(texture_file), seed=0, device=torch.device("cpu"),
+                            initial_variance=0.05, delta_z_form="gradient")
+    assert config["tagger"]["initial_variance"] == 0.05 and config["tagger"]["delta_z_form"] == "gradient"
+    held = held_settings(config)
+    assert held["initial_variance"] == 0.05 and held["delta_z_form"] == "gradient"
+    with pytest.raises(UserError, match="--initial-variance"):
+        new_run_config("texture-small", str(texture_file), seed=0, device=torch.device("cpu"), initial_variance=-1.0)

@@ -8,6 +8,7 @@ K groups and T iterations evaluates with any K and T.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -17,6 +18,7 @@ from torch import nn
 from tagmodels.layers import Norm, UnitAffine, make_norm, scaled_linear
 from tagmodels.tagger import tag
 from tagmodels.tagger.ladder import Ladder, TopActivation
+from tagmodels.tagger.tag_names import DEFAULT_INITIAL_VARIANCE, DeltaZForm
 
 ZInput = Literal["probability", "logit"]
 IterationReduction = Literal["mean", "sum"]
@@ -35,11 +37,13 @@ class TaggerConfig:
     noise: float = 0.2  # beta (bit-flip probability) or sigma (Gaussian std)
     data_mean: float = 0.26  # z^0
     gate_sigmoid: bool = False  # the paper's sigmoid on the combinator gate (continuous)
-    delta_z_form: tag.DeltaZForm = "equation-4"  # or "gradient", "algorithm-1" (tag.py)
+    delta_z_form: DeltaZForm = "equation-4"  # or "gradient", "algorithm-1" (tag_names.py)
     z_input: ZInput = "probability"  # "logit": feed pre-sigmoid z (binary), as the 2016 release
     iteration_reduction: IterationReduction = "mean"  # Section 3.1 averages over iterations; "sum": equation (1)
     top_activation: TopActivation = "softmax"  # the Ladder's top (Rasmus et al.); "relu" an option
     zeroed_inputs: tuple[str, ...] = ()  # ablations: "delta_z" and/or "likelihood" fed as zeros
+    # v at the start (continuous inputs), learned from there; docs/textures.md compares starts.
+    initial_variance: float = DEFAULT_INITIAL_VARIANCE
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +79,8 @@ class Tagger(nn.Module):
 
     def __init__(self, config: TaggerConfig) -> None:
         super().__init__()
+        if not config.initial_variance > 0:
+            raise ValueError(f"initial_variance must be positive, got {config.initial_variance}")
         unknown = set(config.zeroed_inputs) - set(ABLATABLE_INPUTS)
         if unknown:
             raise ValueError(f"cannot zero {sorted(unknown)}: choose from {', '.join(ABLATABLE_INPUTS)}")
@@ -93,7 +99,9 @@ class Tagger(nn.Module):
         self.m_norm = make_norm(config.norm, n, running_stats=False)
         self.m_scale = nn.Parameter(torch.ones(()))
         if config.input_kind == "continuous":
-            self.v_raw = nn.Parameter(torch.ones(()))  # v = softplus(v_raw) stays positive
+            # v = softplus(v_raw) stays positive; v_raw starts at softplus^-1(initial_variance).
+            v_raw = math.log(math.expm1(config.initial_variance))
+            self.v_raw = nn.Parameter(torch.tensor(v_raw, dtype=torch.float32))
 
     @property
     def variance(self) -> torch.Tensor | None:

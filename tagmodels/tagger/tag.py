@@ -16,13 +16,9 @@ from typing import Literal
 
 import torch
 
+from tagmodels.tagger.tag_names import DELTA_Z_FORMS, DeltaZForm
+
 InputKind = Literal["binary", "continuous"]
-# The continuous delta z: equation (4)'s m_k (x~ - z_k) (the default; the 2016 release
-# computes the same), Appendix A.5's exact gradient (equation 28) up to the constant
-# 1 / (v + sigma^2), i.e. the residual weighted by the posterior of group k, or
-# Algorithm 1's literal (x~ - z_k) m_k z~_k.
-DeltaZForm = Literal["equation-4", "gradient", "algorithm-1"]
-DELTA_Z_FORMS: tuple[str, ...] = ("equation-4", "gradient", "algorithm-1")
 
 # The binary mixture probability p is squashed affinely into [eps, 1 - eps] before the
 # cross-entropy, p (1 - 2 eps) + eps: unlike a clamp, a confidently wrong pixel keeps a gradient.

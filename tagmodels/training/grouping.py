@@ -74,6 +74,8 @@ def tagger_config(preset: Preset, n_inputs: int, kind: str) -> TaggerConfig:
         noise=preset.noise,
         data_mean=preset.data_mean,
         gate_sigmoid=preset.gate_sigmoid,
+        initial_variance=preset.initial_variance,
+        delta_z_form=preset.delta_z_form,  # type: ignore[arg-type]
     )
 
 
@@ -106,8 +108,10 @@ def _check_positive(preset: Preset) -> None:
     for name in ("epochs", "batch_size", "groups", "iterations", "eval_iterations"):
         if getattr(preset, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(preset, name)}")
-    if not (math.isfinite(preset.lr) and preset.lr > 0):
-        raise UserError(f"--lr must be a positive number, got {preset.lr}")
+    for name in ("lr", "initial_variance"):
+        value = getattr(preset, name)
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
 
 
 def check_run_config(config: Any, source: Path) -> None:

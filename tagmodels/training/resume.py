@@ -22,7 +22,8 @@ def held_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The run's value of every ``train`` option that --resume must not change."""
     training = config["training"]
     held = {name: training.get(name) for name in
-            ("seed", "groups", "iterations", "norm", "lr", "batch_size", "precision", "compile")}
+            ("seed", "groups", "iterations", "norm", "lr", "batch_size", "precision", "compile",
+             "initial_variance", "delta_z_form")}
     return {"data": config["data"], "preset": config.get("preset"), **held}
 
 
