@@ -56,6 +56,7 @@ def tagtool() -> None:
 def _register() -> None:
     """Attach the command families; each module owns its commands."""
     from tagtool_cli import (
+        analysis_commands,
         benchmark_commands,
         data_commands,
         list_commands,
@@ -63,7 +64,7 @@ def _register() -> None:
         speed_commands,
     )
 
-    for module in (data_commands, model_commands, speed_commands, benchmark_commands, list_commands):
+    for module in (data_commands, model_commands, analysis_commands, speed_commands, benchmark_commands, list_commands):
         for command in module.COMMANDS:
             tagtool.add_command(command)
 

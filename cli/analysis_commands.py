@@ -1,0 +1,169 @@
+"""`tagtool` commands that analyse runs: plot, compare, table1, generalization, ablation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from tagtool_cli.model_commands import (
+    CHECKPOINT_HELP,
+    DEVICE_HELP,
+    _existing_file,
+    _positive,
+)
+from tagtool_cli.outputs import output_file
+
+from tagdata.errors import UserError
+from tagdata.provenance import portable_path
+from tagmodels.tagger.presets import PRESETS
+from tagmodels.training.precision_names import PRECISIONS
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", "png_out", required=True, type=click.Path(dir_okay=False), callback=output_file(".png"),
+              help="PNG file to write")
+def plot(run_dir, png_out):
+    """Draw a run's cost and validation figures per epoch (and AMI per iteration)."""
+    from tagdata.render import save_png
+    from tagmodels.training.plot import training_figure
+    from tagmodels.training.runs import RunDir
+
+    run = RunDir(run_dir)
+    run.config()  # a missing run directory is named as such
+    history = run.history()
+    save_png(training_figure(history), png_out)
+    click.echo(f"wrote {png_out}: {len(history)} epochs of {run_dir}")
+
+
+@click.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", "png_out", required=True, type=click.Path(dir_okay=False), callback=output_file(".png"),
+              help="PNG file to write")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="also write each run's settings and per-epoch figures here")
+def compare(run_dirs, png_out, json_out):
+    """Draw several runs' learning curves on shared axes (e.g. fp32 against bf16, or ablations)."""
+    from tagdata.render import save_png
+    from tagmodels.training.plot import comparison_figure
+    from tagmodels.training.runs import RunDir, provenance, write_json
+
+    runs = {Path(d).name: RunDir(d) for d in run_dirs}
+    if len(runs) != len(run_dirs):
+        raise UserError("the runs to compare need distinct directory names (they label the curves)")
+    histories = {name: run.history() for name, run in runs.items()}
+    configs = {name: run.config() for name, run in runs.items()}
+    save_png(comparison_figure(histories), png_out)
+    click.echo(f"wrote {png_out}: {', '.join(f'{n} ({len(h)} epochs)' for n, h in histories.items())}")
+    if json_out:
+        write_json(Path(json_out), {
+            "runs": {name: {"training": configs[name]["training"], "tagger": configs[name].get("tagger"),
+                            "provenance": configs[name]["provenance"], "history": histories[name]}
+                     for name in runs},
+            **provenance("cpu"),
+        })
+
+
+@click.command("ablation")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="a Shapes file")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="directory of the three runs")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="write the three AMI curves here")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-small", show_default=True)
+@click.option("--epochs", type=int, callback=_positive, help="default: the preset's")
+@click.option("--iterations", type=int, default=5, show_default=True, callback=_positive, help="evaluation iterations")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto", show_default=True,
+              help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32")
+@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the cores other processes leave free)")
+def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, device, precision, threads):
+    """Learning check: full TAG against delta z zeroed and L(m) zeroed, AMI per iteration."""
+    from tagmodels.device import resolve_device
+    from tagmodels.training.ablation import run_ablation
+    from tagmodels.training.precision import configure, describe
+    from tagmodels.training.runs import write_json
+
+    dev = resolve_device(device)
+    precision = configure(dev, precision, threads)
+    click.echo(describe(dev, precision, False))
+    result = run_ablation(
+        _existing_file(data_path), Path(out_dir), preset, seed, dev, iterations, precision,
+        log=click.echo, adapt_threads=threads == "auto", **({"epochs": epochs} if epochs else {}),
+    )
+    if json_out:
+        write_json(Path(json_out), result)
+
+
+def _positive_each(ctx: click.Context, param: click.Parameter, values):
+    if any(value < 1 for value in values):
+        raise click.BadParameter(f"must each be at least 1, got {list(values)}")
+    return values
+
+
+@click.command("generalization")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--data", "data_paths", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="a dataset to score on (repeat: e.g. shapes-2obj, shapes, shapes-4obj)")
+@click.option("--groups", "group_counts", multiple=True, type=int, callback=_positive_each,
+              help="numbers of groups K to evaluate with (repeat; default 2 3 4 5)")
+@click.option("--iterations", type=int, callback=_positive, help="default: the preset's evaluation iterations (5)")
+@click.option("--limit", type=int, callback=_positive, help="score only the first N test examples of each dataset")
+@click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True, help=CHECKPOINT_HELP)
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(), help="write the table as JSON here")
+@click.option("--out", "md_out", type=click.Path(dir_okay=False), callback=output_file(".md"), help="write it as markdown here")
+def generalization(run_dir, data_paths, group_counts, iterations, limit, checkpoint, device, json_out, md_out):
+    """AMI of a trained Tagger on other datasets and with other K (the paper's Section 3.2, Fig. 4)."""
+    from tagdata.atomic import atomic_write
+    from tagmodels.device import resolve_device
+    from tagmodels.tagger.generalization import generalization_table, render
+    from tagmodels.training.data import load_split
+    from tagmodels.training.grouping import load_tagger
+    from tagmodels.training.runs import RunDir, provenance, write_json
+
+    dev = resolve_device(device)
+    run = RunDir(run_dir)
+    model, config = load_tagger(run, dev, checkpoint)
+    datasets = {}
+    for path in data_paths:
+        data = load_split(_existing_file(path), "test", dev, limit)
+        if data.x.shape[1] != model.config.n_inputs:
+            raise UserError(f"{path} has {data.x.shape[1]} pixels per image but the model takes {model.config.n_inputs}")
+        datasets[Path(path).stem] = data
+    iterations = iterations or config["training"]["eval_iterations"]
+    table = generalization_table(model, datasets, list(group_counts) or [2, 3, 4, 5], iterations,
+                                 config["training"]["batch_size"])
+    text = render(table, f"Generalisation of {Path(run_dir).name} ({len(run.history())} epochs, {checkpoint} checkpoint)")
+    click.echo(text, nl=False)
+    table.update({"run": portable_path(run_dir), "checkpoint": checkpoint, "trained_epochs": len(run.history()),
+                  "training_preset": config["preset"], "norm": model.config.norm, **provenance(dev, 0)})
+    if json_out:
+        write_json(Path(json_out), table)
+    if md_out:
+        atomic_write(Path(md_out), lambda tmp: tmp.write_text(text))
+
+
+@click.command("table1")
+@click.argument("evaluations", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "md_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="write the tables as markdown here")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
+              help="write the tables as JSON here")
+def table1(evaluations, md_out, json_out):
+    """Tables 1a and 1b from `evaluate --json` files of several runs (seeds): median, std, n."""
+    from tagmodels.tagger.table1 import aggregate, render
+    from tagmodels.training.runs import write_json
+
+    table = aggregate([Path(p) for p in evaluations])
+    text = render(table)
+    click.echo(text, nl=False)
+    if md_out:
+        from tagdata.atomic import atomic_write
+
+        atomic_write(Path(md_out), lambda tmp: tmp.write_text(text))
+    if json_out:
+        write_json(Path(json_out), table)
+
+
+COMMANDS: list[click.Command] = [plot, compare, table1, generalization, ablation]
