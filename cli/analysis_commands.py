@@ -5,18 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from tagtool_cli.model_commands import (
+from tagtool_cli.options import (
     CHECKPOINT_HELP,
     DEVICE_HELP,
-    _existing_file,
-    _positive,
+    PRECISION_CHOICE,
+    PRECISION_HELP,
+    existing_file,
+    positive,
+    threads_option,
 )
 from tagtool_cli.outputs import output_file
 
 from tagdata.errors import UserError
 from tagdata.provenance import portable_path
 from tagmodels.tagger.presets import PRESETS
-from tagmodels.training.precision_names import PRECISIONS
 
 
 @click.command()
@@ -70,13 +72,12 @@ def compare(run_dirs, png_out, json_out):
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
               help="write the three AMI curves here")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-small", show_default=True)
-@click.option("--epochs", type=int, callback=_positive, help="default: the preset's")
-@click.option("--iterations", type=int, default=5, show_default=True, callback=_positive, help="evaluation iterations")
+@click.option("--epochs", type=int, callback=positive, help="default: the preset's")
+@click.option("--iterations", type=int, default=5, show_default=True, callback=positive, help="evaluation iterations")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help=DEVICE_HELP)
-@click.option("--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto", show_default=True,
-              help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32")
-@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the cores other processes leave free)")
+@click.option("--precision", type=PRECISION_CHOICE, default="auto", show_default=True, help=PRECISION_HELP)
+@threads_option
 def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, device, precision, threads):
     """Learning check: full TAG against delta z zeroed and L(m) zeroed, AMI per iteration."""
     from tagmodels.device import resolve_device
@@ -88,27 +89,21 @@ def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, dev
     precision = configure(dev, precision, threads)
     click.echo(describe(dev, precision, False))
     result = run_ablation(
-        _existing_file(data_path), Path(out_dir), preset, seed, dev, iterations, precision,
+        existing_file(data_path), Path(out_dir), preset, seed, dev, iterations, precision,
         log=click.echo, adapt_threads=threads == "auto", **({"epochs": epochs} if epochs else {}),
     )
     if json_out:
         write_json(Path(json_out), result)
 
 
-def _positive_each(ctx: click.Context, param: click.Parameter, values):
-    if any(value < 1 for value in values):
-        raise click.BadParameter(f"must each be at least 1, got {list(values)}")
-    return values
-
-
 @click.command("generalization")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--data", "data_paths", multiple=True, required=True, type=click.Path(dir_okay=False),
               help="a dataset to score on (repeat: e.g. shapes-2obj, shapes, shapes-4obj)")
-@click.option("--groups", "group_counts", multiple=True, type=int, callback=_positive_each,
+@click.option("--groups", "group_counts", multiple=True, type=int, callback=positive,
               help="numbers of groups K to evaluate with (repeat; default 2 3 4 5)")
-@click.option("--iterations", type=int, callback=_positive, help="default: the preset's evaluation iterations (5)")
-@click.option("--limit", type=int, callback=_positive, help="score only the first N test examples of each dataset")
+@click.option("--iterations", type=int, callback=positive, help="default: the preset's evaluation iterations (5)")
+@click.option("--limit", type=int, callback=positive, help="score only the first N test examples of each dataset")
 @click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True, help=CHECKPOINT_HELP)
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(), help="write the table as JSON here")
@@ -127,7 +122,7 @@ def generalization(run_dir, data_paths, group_counts, iterations, limit, checkpo
     model, config = load_tagger(run, dev, checkpoint)
     datasets = {}
     for path in data_paths:
-        data = load_split(_existing_file(path), "test", dev, limit)
+        data = load_split(existing_file(path), "test", dev, limit)
         if data.x.shape[1] != model.config.n_inputs:
             raise UserError(f"{path} has {data.x.shape[1]} pixels per image but the model takes {model.config.n_inputs}")
         datasets[Path(path).stem] = data

@@ -6,19 +6,19 @@ import time
 
 import click
 from tagtool_cli.interrupts import on_interrupt
+from tagtool_cli.options import (
+    DEVICE_HELP,
+    PRECISION_CHOICE,
+    PRECISION_HELP,
+    positive,
+    threads_option,
+)
 
 from tagmodels.benchmark.settings import BUDGETS, DATASETS, METHODS, SCALES
-from tagmodels.training.precision_names import PRECISIONS
 
 
 def _expand(value: str, names: tuple[str, ...]) -> list[str]:
     return list(names) if value == "all" else [value]
-
-
-def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
-    if value < 1:
-        raise click.BadParameter(f"must be at least 1, got {value}")
-    return value
 
 
 @click.command()
@@ -26,19 +26,18 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
 @click.option("--dataset", type=click.Choice([*DATASETS, "all"]), default="all", show_default=True)
 @click.option("--labels", type=click.Choice([*BUDGETS, "all"]), default="all", show_default=True,
               help="50000: every training label; 1000: 1,000 labelled + the rest unlabelled")
-@click.option("--seeds", type=int, default=1, show_default=True, callback=_positive, help="runs seeds 0..N-1")
+@click.option("--seeds", type=int, default=1, show_default=True, callback=positive, help="runs seeds 0..N-1")
 @click.option("--scale", type=click.Choice(SCALES), default="quick", show_default=True,
               help="paper: the paper's epochs and widths (GPU); quick: a ~15 min CPU smoke check")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="benchmark directory")
 @click.option("--mnist-dir", envvar="TAGDATA_MNIST_DIR", type=click.Path(file_okay=False),
               help="MNIST IDX files, to make the datasets [env: TAGDATA_MNIST_DIR]")
 @click.option("--permute-pixels", is_flag=True, help="apply one fixed pixel permutation (per seed) to every image")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present, else cpu)")
-@click.option("--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto", show_default=True,
-              help="auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32")
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--precision", type=PRECISION_CHOICE, default="auto", show_default=True, help=PRECISION_HELP)
 @click.option("--compile/--no-compile", "compile_model", default=False, show_default=True,
               help="torch.compile the models (slow to start, faster per step)")
-@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the idle cores)")
+@threads_option
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute_pixels, device, precision,
               compile_model, threads, quiet):

@@ -1,4 +1,4 @@
-"""`tagtool` commands for models: train, evaluate, visualize, plot, speed-train."""
+"""`tagtool` commands for Tagger runs: train, evaluate, visualize."""
 
 from __future__ import annotations
 
@@ -8,31 +8,24 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 from tagtool_cli.interrupts import on_interrupt
+from tagtool_cli.options import (
+    CHECKPOINT_HELP,
+    DEVICE_HELP,
+    PRECISION_CHOICE,
+    PRECISION_HELP,
+    existing_file,
+    positive,
+    threads_option,
+)
 from tagtool_cli.outputs import output_file
 
 from tagdata.errors import UserError
 from tagdata.provenance import portable_path
 from tagmodels.tagger.presets import PRESETS
 from tagmodels.tagger.tag_names import DELTA_Z_FORMS
-from tagmodels.training.precision_names import PRECISIONS
 
 # torch-importing modules are imported inside the commands, so that `tagtool --help` and
 # the dataset commands start quickly.
-
-DEVICE_HELP = "cpu, cuda or cuda:N (default: cuda when present, else cpu)"
-
-
-def _positive(ctx: click.Context, param: click.Parameter, value):
-    if value is not None and value < 1:
-        raise click.BadParameter(f"must be at least 1, got {value}")
-    return value
-
-
-def _existing_file(path: str) -> str:
-    if not Path(path).is_file():
-        raise UserError(f"data file {path} does not exist")
-    return path
-
 
 def _preset_help(text: str, field: str) -> str:
     """Help text ending in every preset's value of ``field``."""
@@ -53,7 +46,6 @@ RESUME_OPTIONS = {
     "compile": "compile_model", "initial_variance": "initial_variance",
     "delta_z_form": "delta_z_form",
 }
-CHECKPOINT_HELP = "last: the final epoch's parameters; best: the epoch with the best validation AMI"
 
 
 def _left_behind(out_dir: str) -> str:
@@ -81,25 +73,23 @@ def _left_behind(out_dir: str) -> str:
               help="run directory: config.json, metrics.jsonl, metrics.csv, checkpoint.pt, best.pt")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-small", show_default=True,
               help="hyper-parameter set; `tagtool list presets` shows every value")
-@click.option("--epochs", type=int, callback=_positive, help=_preset_help("epochs to train", "epochs"))
-@click.option("--groups", type=int, callback=_positive, help=_preset_help("K groups during training", "groups"))
-@click.option("--iterations", type=int, callback=_positive, help=_preset_help("iterations during training", "iterations"))
+@click.option("--epochs", type=int, callback=positive, help=_preset_help("epochs to train", "epochs"))
+@click.option("--groups", type=int, callback=positive, help=_preset_help("K groups during training", "groups"))
+@click.option("--iterations", type=int, callback=positive, help=_preset_help("iterations during training", "iterations"))
 @click.option("--norm", type=click.Choice(["batch", "layer"]),
               help=_preset_help("normalisation in the Ladder (layer: the paper's Tagger*)", "norm"))
 @click.option("--lr", type=float, help=_preset_help("Adam's learning rate", "lr"))
-@click.option("--batch-size", type=int, callback=_positive, help=_preset_help("examples per step", "batch_size"))
+@click.option("--batch-size", type=int, callback=positive, help=_preset_help("examples per step", "batch_size"))
 @click.option("--initial-variance", type=float,
               help=_preset_help("v at the start, continuous inputs (docs/textures.md)", "initial_variance"))
 @click.option("--delta-z-form", type=click.Choice(DELTA_Z_FORMS),
               help=_preset_help("continuous delta z: equation-4 m_k (x~ - z_k), gradient, algorithm-1", "delta_z_form"))
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial parameters and the data order")
 @click.option("--device", default=None, help=DEVICE_HELP)
-@click.option("--precision", type=click.Choice(["auto", *PRECISIONS]),
-              help="auto (default): bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32; kept on --resume")
+@click.option("--precision", type=PRECISION_CHOICE, help=f"{PRECISION_HELP} (default: auto); kept on --resume")
 @click.option("--compile/--no-compile", "compile_model", default=None,
               help="torch.compile the model: ~1 min to start, faster per step (default: no; kept on --resume)")
-@click.option("--threads", default="auto", show_default=True,
-              help="CPU threads: a number, or auto (the cores other processes leave free, followed as they change)")
+@threads_option
 @click.option("--resume", is_flag=True,
               help="continue the run in --out from its last checkpoint; only --epochs (more), --device and "
                    "--threads may change")
@@ -135,7 +125,7 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
     else:
         if data_path is None:
             raise UserError("--data is required for a new run")
-        data_path = _existing_file(data_path)
+        data_path = existing_file(data_path)
         precision = configure(dev, precision, threads)
         config = new_run_config(
             preset, data_path, seed, dev, precision, bool(compile_model), epochs=epochs, groups=groups,
@@ -165,9 +155,9 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
     "--cost-split", default="valid", show_default=True,
     help="split the denoising cost is measured on (the paper: the validation set); the AMI split when the file lacks it",
 )
-@click.option("--iterations", type=int, callback=_positive, help="default: the preset's evaluation iterations (5)")
-@click.option("--groups", type=int, callback=_positive, help="default: the training K")
-@click.option("--limit", type=int, callback=_positive, help="evaluate only the first N examples (of each split)")
+@click.option("--iterations", type=int, callback=positive, help="default: the preset's evaluation iterations (5)")
+@click.option("--groups", type=int, callback=positive, help="default: the training K")
+@click.option("--limit", type=int, callback=positive, help="evaluate only the first N examples (of each split)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial m and the corruption")
 @click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True, help=CHECKPOINT_HELP)
 @click.option("--device", default=None, help=DEVICE_HELP)
@@ -193,7 +183,7 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
     run = RunDir(run_dir)
     model, config = load_tagger(run, dev, checkpoint)
     training = config["training"]
-    data_path = _existing_file(data_path or config["data"])
+    data_path = existing_file(data_path or config["data"])
     iterations = iterations or training["eval_iterations"]
     groups = groups or training["groups"]
     data = load_split(data_path, split, dev, limit)
@@ -263,9 +253,9 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
 @click.option("--out", "png_out", required=True, type=click.Path(dir_okay=False), callback=output_file(".png"),
               help="PNG file to write")
 @click.option("--split", default="test", show_default=True)
-@click.option("--n", "count", type=int, default=4, show_default=True, callback=_positive, help="examples to draw")
-@click.option("--iterations", type=int, callback=_positive, help="default: the preset's evaluation iterations (5)")
-@click.option("--groups", type=int, callback=_positive, help="default: the training K")
+@click.option("--n", "count", type=int, default=4, show_default=True, callback=positive, help="examples to draw")
+@click.option("--iterations", type=int, callback=positive, help="default: the preset's evaluation iterations (5)")
+@click.option("--groups", type=int, callback=positive, help="default: the training K")
 @click.option("--remove-group", type=int, help="drop this group before the last softmax (paper, Fig. 5 E2)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial m")
 @click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True, help=CHECKPOINT_HELP)
@@ -285,7 +275,7 @@ def visualize(run_dir, data_path, png_out, split, count, iterations, groups, rem
     groups = groups or config["training"]["groups"]
     if remove_group is not None and not 0 <= remove_group < groups:
         raise UserError(f"--remove-group must be a group index in 0..{groups - 1}, got {remove_group}")
-    data_path = _existing_file(data_path or config["data"])
+    data_path = existing_file(data_path or config["data"])
     data = load_split(data_path, split, dev, limit=count)
     if data.x.shape[1] != model.config.n_inputs:
         raise UserError(f"{data_path} has {data.x.shape[1]} pixels per image but the model takes {model.config.n_inputs}")

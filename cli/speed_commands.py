@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from tagtool_cli.model_commands import DEVICE_HELP
+from tagtool_cli.options import DEVICE_HELP
 from tagtool_cli.outputs import output_file
 
 from tagdata.errors import UserError

@@ -1,0 +1,39 @@
+"""Options several `tagtool` commands share: one definition each, so that their checks and
+help texts cannot drift apart between commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tagdata.errors import UserError
+from tagmodels.training.precision_names import PRECISIONS
+
+DEVICE_HELP = "cpu, cuda or cuda:N (default: cuda when present, else cpu)"
+CHECKPOINT_HELP = "last: the final epoch's parameters; best: the epoch with the best validation AMI"
+PRECISION_CHOICE = click.Choice(["auto", *PRECISIONS])
+PRECISION_HELP = "auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32"
+
+# CPU threads of a command that trains; "auto" follows the cores other processes leave free.
+threads_option = click.option(
+    "--threads", default="auto", show_default=True,
+    help="CPU threads: a number, or auto (the cores other processes leave free, followed as they change)",
+)
+
+
+def positive(ctx: click.Context, param: click.Parameter, value):
+    """A click callback: an unset value passes; a number (or each of a repeated option's) is at least 1."""
+    if isinstance(value, tuple):
+        if any(item < 1 for item in value):
+            raise click.BadParameter(f"must each be at least 1, got {list(value)}")
+    elif value is not None and value < 1:
+        raise click.BadParameter(f"must be at least 1, got {value}")
+    return value
+
+
+def existing_file(path: str) -> str:
+    """``path`` when it names a file; a one-line error otherwise."""
+    if not Path(path).is_file():
+        raise UserError(f"data file {path} does not exist")
+    return path
