@@ -18,7 +18,8 @@ from torch import nn
 from tagmodels.tagger.model import Tagger
 from tagmodels.tagger.presets import get_preset
 from tagmodels.training.grouping import tagger_config
-from tagmodels.training.precision import autocast
+from tagmodels.training.loop import adam, train_step
+from tagmodels.training.precision import autocast, matmul_dtype
 
 GemmShape = tuple[int, int, int]  # (rows, in, out) of one linear map's forward product
 
@@ -92,7 +93,7 @@ def measure_training_speed(
     n_inputs = 400 if kind == "binary" else 784
     torch.manual_seed(seed)
     model = Tagger(tagger_config(preset, n_inputs, kind)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=preset.lr, fused=True)
+    optimizer = adam(model, preset.lr)
     batch = torch.rand(preset.batch_size, n_inputs, device=device)
     if kind == "binary":
         batch = (batch < preset.data_mean).float()
@@ -102,18 +103,14 @@ def measure_training_speed(
     cast = autocast(precision, device)
 
     def step() -> None:
-        with cast:
-            cost = model.training_cost(model(batch, preset.groups, preset.iterations))
-        optimizer.zero_grad(set_to_none=True)
-        cost.backward()
-        optimizer.step()
+        train_step(optimizer, cast, lambda: model.training_cost(model(batch, preset.groups, preset.iterations)))
 
     started = time.perf_counter()
     step()  # compiles, when asked
     _synchronize(device)
     first_step_seconds = time.perf_counter() - started
     step_seconds = _seconds_per_call(step, device, min_seconds=seconds)
-    bound_seconds = gemm_seconds(shapes, device, torch.bfloat16 if precision == "bf16" else torch.float32)
+    bound_seconds = gemm_seconds(shapes, device, matmul_dtype(precision))
     flops = sum(6 * rows * n_in * n_out for rows, n_in, n_out in shapes)
     return {
         "model": "tagger",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, ContextManager, Protocol
 
 import torch
 
@@ -76,6 +76,22 @@ def _restore_rng(state: dict[str, Any], order: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def adam(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """The optimiser of every run. The fused Adam step (one kernel over all parameters) is
+    several times faster than the per-tensor loop and computes the same update."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+
+def train_step(optimizer: torch.optim.Optimizer, cast: ContextManager, cost: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """One update: the cost under ``cast`` (the precision's autocast), its gradients, Adam."""
+    with cast:
+        value = cost()
+    optimizer.zero_grad(set_to_none=True)
+    value.backward()
+    optimizer.step()
+    return value
+
+
 def fit(
     objective: Objective,
     n_train: int,
@@ -98,9 +114,7 @@ def fit(
     """
     model = objective.model
     device = next(model.parameters()).device
-    # The fused Adam step (one kernel over all parameters) is several times faster than the
-    # per-tensor loop and computes the same update.
-    optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr, fused=True)
+    optimizer = adam(model, schedule.lr)
     if compile:
         model.compile()
     cast = autocast(precision, device)
@@ -124,12 +138,7 @@ def fit(
         batches = torch.randperm(n_train, generator=order).split(schedule.batch_size)
         total = 0.0
         for step, batch in enumerate(report.batches(batches, epoch), start=1):
-            with cast:
-                cost = objective.cost(batch, order)
-            optimizer.zero_grad(set_to_none=True)
-            cost.backward()
-            optimizer.step()
-            value = cost.item()
+            value = train_step(optimizer, cast, lambda: objective.cost(batch, order)).item()
             check_finite(value, epoch + 1, step, run, schedule.lr_at(epoch))
             total += value
             report.step(step, total / step)

@@ -35,11 +35,16 @@ def resolve_precision(name: str | None, device: torch.device) -> str:
     return name
 
 
+def matmul_dtype(precision: str) -> torch.dtype:
+    """The dtype the network's matmuls run in under a precision."""
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
 def autocast(precision: str, device: torch.device) -> ContextManager:
     """The autocast context of a precision (a no-op for fp32)."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+    return torch.autocast(device.type, dtype=matmul_dtype(precision))
 
 
 def configure(device: torch.device, precision: str | None, threads: int | str | None) -> str:
