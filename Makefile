@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO   := demo
 export OMP_NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup test demo clean
+.PHONY: setup test demo table2-cpu clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,17 @@ demo: setup
 	$(BIN)/tagtool train --data $(DEMO)/shapes.h5 --out $(DEMO)/run --preset shapes-small --overwrite
 	$(BIN)/tagtool visualize $(DEMO)/run --n 4 --out $(DEMO)/tagger.png
 	$(BIN)/tagtool evaluate $(DEMO)/run --iterations 5 --json $(DEMO)/evaluation.json
+
+# The paper's Table 2 at CPU scale (docs/benchmark.md): about two hours on two cores, a cell
+# at a time; run it again to go on after a stop. Needs the MNIST IDX files.
+TABLE2_CPU ?= ../runs/table2-cpu
+export TAGDATA_MNIST_DIR ?= ../shared/data/mnist
+table2-cpu: setup
+	mkdir -p $(TABLE2_CPU)
+	$(BIN)/tagtool benchmark --scale cpu --out $(TABLE2_CPU) --quiet
+	$(BIN)/tagtool benchmark --scale cpu --out $(TABLE2_CPU) --quiet --permute-pixels --method convnet
+	$(BIN)/tagtool benchmark --scale cpu --out $(TABLE2_CPU) --quiet --permute-pixels --method tagger \
+		--dataset texture-mnist2
 
 clean:
 	rm -rf $(VENV) $(DEMO) *.egg-info

@@ -28,7 +28,8 @@ def _expand(value: str, names: tuple[str, ...]) -> list[str]:
               help="50000: every training label; 1000: 1,000 labelled + the rest unlabelled")
 @click.option("--seeds", type=int, default=1, show_default=True, callback=positive, help="runs seeds 0..N-1")
 @click.option("--scale", type=click.Choice(SCALES), default="quick", show_default=True,
-              help="paper: the paper's epochs and widths (GPU); quick: a ~15 min CPU smoke check")
+              help="paper: the paper's epochs and widths (GPU); cpu: the full data, narrower and shorter "
+                   "(about 2 h on 2 CPU cores); quick: a ~15 min CPU smoke check")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="benchmark directory")
 @click.option("--mnist-dir", envvar="TAGDATA_MNIST_DIR", type=click.Path(file_okay=False),
               help="MNIST IDX files, to make the datasets [env: TAGDATA_MNIST_DIR]")

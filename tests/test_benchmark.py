@@ -274,6 +274,19 @@ def test_table_has_mean_and_sample_std_over_seeds_beside_the_paper():
     assert "Scale: quick" in text and "NOT comparable" in text
 
 
+def test_cpu_scale_uses_the_full_data_and_says_it_is_not_the_papers():
+    cpu, paper = get_scale("cpu"), get_scale("paper")
+    assert cpu.splits is None and cpu.tagger_preset == "texture-cpu"  # the datasets' own 50,000 / 10,000
+    for method in paper.methods:
+        for budget in ("50000", "1000"):
+            settings, full = cpu.settings(method, budget), paper.settings(method, budget)
+            assert settings["epochs"] < full["epochs"]
+            size = next(key for key in ("widths", "channels", "fresh_widths") if key in full)
+            assert sum(settings[size]) <= sum(full[size])  # never wider than the paper
+    text = render_table([result("fc-mlp", "texture-mnist1", "50000", 30.0)], scale=cpu)
+    assert "Scale: cpu" in text and "NOT the paper's" in text
+
+
 def test_table_shows_permuted_pixels_beside_and_users_own_methods():
     text = render_table([
         result("fc-mlp", "texture-mnist1", "50000", 30.0),
