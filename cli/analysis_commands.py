@@ -44,7 +44,9 @@ def plot(run_dir, png_out):
               help="PNG file to write")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
               help="also write each run's settings and per-epoch figures here")
-def compare(run_dirs, png_out, json_out):
+@click.option("--epochs", type=int, callback=positive,
+              help="only the first N epochs of each run (a short run beside a long one)")
+def compare(run_dirs, png_out, json_out, epochs):
     """Draw several runs' learning curves on shared axes (e.g. fp32 against bf16, or ablations)."""
     from tagdata.render import save_png
     from tagmodels.training.plot import comparison_figure
@@ -53,7 +55,7 @@ def compare(run_dirs, png_out, json_out):
     runs = {Path(d).name: RunDir(d) for d in run_dirs}
     if len(runs) != len(run_dirs):
         raise UserError("the runs to compare need distinct directory names (they label the curves)")
-    histories = {name: run.history() for name, run in runs.items()}
+    histories = {name: run.history()[:epochs] for name, run in runs.items()}
     configs = {name: run.config() for name, run in runs.items()}
     save_png(comparison_figure(histories), png_out)
     click.echo(f"wrote {png_out}: {', '.join(f'{n} ({len(h)} epochs)' for n, h in histories.items())}")

@@ -13,7 +13,7 @@ from tagmodels.training.precision_names import PRECISIONS
 DEVICE_HELP = "cpu, cuda or cuda:N (default: cuda when present, else cpu)"
 CHECKPOINT_HELP = "last: the final epoch's parameters; best: the epoch with the best validation AMI"
 PRECISION_CHOICE = click.Choice(["auto", *PRECISIONS])
-PRECISION_HELP = "auto: bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32"
+PRECISION_HELP = "auto: bf16 on CUDA and on CPUs with AMX, else fp32"
 
 # CPU threads of a command that trains; "auto" follows the cores other processes leave free.
 threads_option = click.option(

@@ -35,7 +35,7 @@ def speed_train(model, preset, norm, device, precisions, compile_settings, threa
     import json
     import time
 
-    from tagdata.provenance import cpu_flags
+    from tagdata.provenance import cpu_flags, onednn_isa_cap
     from tagmodels.device import resolve_device
     from tagmodels.speed.training import measure_training_speed
     from tagmodels.training.precision import configure
@@ -62,6 +62,7 @@ def speed_train(model, preset, norm, device, precisions, compile_settings, threa
         "preset": preset,
         "settings": settings,
         "cpu_flags": cpu_flags(),
+        "onednn_max_cpu_isa": onednn_isa_cap(),
         "wall_seconds": round(time.perf_counter() - started, 3),
         **provenance(dev, seed=0),
     }
@@ -83,7 +84,7 @@ def speed_contention(thread_settings, images, epochs, json_out):
     import os
     import time
 
-    from tagdata.provenance import cpu_flags, cpu_model
+    from tagdata.provenance import cpu_flags, cpu_model, onednn_isa_cap
     from tagmodels.speed.contention import measure_contention
     from tagmodels.training.runs import provenance, write_json
 
@@ -98,7 +99,7 @@ def speed_contention(thread_settings, images, epochs, json_out):
             f"{row['two_at_once_seconds']:6.1f} s ({row['two_at_once_slowdown']}x)"
         )
     result.update({"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
-                   "wall_seconds": round(time.perf_counter() - started, 2), **provenance("cpu")})
+                   "onednn_max_cpu_isa": onednn_isa_cap(), "wall_seconds": round(time.perf_counter() - started, 2), **provenance("cpu")})
     if json_out:
         write_json(Path(json_out), result)
     else:

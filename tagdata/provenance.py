@@ -67,6 +67,12 @@ def cpu_flags() -> dict[str, bool]:
     return {flag: flag in flags for flag in BF16_FLAGS}
 
 
+def onednn_isa_cap() -> str | None:
+    """ONEDNN_MAX_CPU_ISA when set: torch's CPU matmuls (oneDNN) then use no instruction set
+    above it, so ``AVX512_CORE_BF16`` runs an AMX machine as one with AVX512-BF16 only."""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA") or None
+
+
 def cpu_model() -> str:
     """The processor's model name (from /proc/cpuinfo on Linux), else what the platform says."""
     try:

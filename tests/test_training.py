@@ -196,7 +196,7 @@ def test_speed_train_reports_speed_beside_the_matmul_bound(tmp_path):
     report = json.loads(out.read_text())
     assert [(s["precision"], s["compile"]) for s in report["settings"]] == [("fp32", False), ("bf16", False)]
     assert report["settings"][0]["norm"] == "batch"  # shapes-small is LayerNorm; --norm overrides it
-    assert set(report["cpu_flags"]) == {"amx_bf16", "avx512_bf16"}
+    assert set(report["cpu_flags"]) == {"amx_bf16", "avx512_bf16"} and "onednn_max_cpu_isa" in report
     assert {"command", "commit", "device", "wall_seconds"} <= set(report)
     bench = report["settings"][0]
     assert bench["samples_per_second"] > 0 and bench["matmul_bound_samples_per_second"] > 0
@@ -208,6 +208,24 @@ def test_speed_train_reports_speed_beside_the_matmul_bound(tmp_path):
     macs = 4 * n * widths[0] + widths[0] * widths[1] + widths[1] * widths[2]
     macs += widths[2] * widths[1] + widths[1] * widths[0] + 2 * widths[0] * n
     assert bench["gemm_flops_per_sample"] == pytest.approx(4 * 3 * 6 * macs)
+
+
+@pytest.mark.parametrize("amx, avx512_bf16, cap, expected", [
+    (True, True, None, "bf16"),
+    (False, True, None, "fp32"),  # AVX512-BF16 alone: bf16 matmuls slower than fp32 here
+    (False, False, None, "fp32"),
+    (True, True, "AVX512_CORE_BF16", "fp32"),  # AMX capped away
+    (True, True, "avx512_core_amx", "bf16"),
+])
+def test_auto_precision_is_bf16_only_where_amx_serves_the_matmuls(monkeypatch, amx, avx512_bf16, cap, expected):
+    from tagmodels.training import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"amx_bf16": amx, "avx512_bf16": avx512_bf16})
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert precision.resolve_precision("auto", torch.device("cpu")) == expected
 
 
 def test_ablation_trains_three_variants_and_reports_their_curves(training_shapes, tmp_path):
@@ -250,6 +268,11 @@ def test_compare_draws_runs_on_shared_axes(training_shapes, tmp_path):
 
     with Image.open(tmp_path / "c.png") as image:
         assert image.size[0] > 3 * 300
+    result = invoke("compare", str(tmp_path / "fp32"), str(tmp_path / "bf16"), "--epochs", "1", "--out",
+                    str(tmp_path / "e.png"), "--json", str(tmp_path / "e.json"))
+    assert result.exit_code == 0, result.output
+    first = json.loads((tmp_path / "e.json").read_text())["runs"]
+    assert [run["history"] for run in first.values()] == [run["history"][:1] for run in report["runs"].values()]
     result = invoke("compare", str(tmp_path / "fp32"), str(tmp_path / "nothing"), "--out", str(tmp_path / "d.png"))
     assert result.exit_code == 1 and "does not exist" in result.output
 

@@ -2,8 +2,10 @@
 
 bf16 autocast runs the matmuls in bfloat16 (weights, optimiser and the TAG arithmetic the
 autocast leaves in float32 stay fp32): 7 times the fp32 matmul rate on CPUs with AMX, and
-native on CUDA. It is the default where the hardware has it (CUDA; CPUs with AMX-BF16 or
-AVX512-BF16) and fp32 elsewhere, where bf16 is emulated and slower.
+native on CUDA. It is the default there and only there: with AVX512-BF16 but no AMX,
+torch's bf16 matmuls ran at 0.56 times the fp32 rate and shapes-paper trained at 0.65 times
+its fp32 speed (results/speed/train-shapes-paper-avx512bf16-only.json), and without either
+bf16 is emulated.
 """
 
 from __future__ import annotations
@@ -14,16 +16,22 @@ from typing import ContextManager
 import torch
 
 from tagdata.errors import UserError
-from tagdata.provenance import cpu_flags
+from tagdata.provenance import cpu_flags, onednn_isa_cap
 from tagmodels.training.precision_names import PRECISIONS, Precision  # noqa: F401  (re-exported)
 from tagmodels.training.threads import resolve_threads
 
 
+def amx_usable() -> bool:
+    """The CPU has AMX-BF16 and ONEDNN_MAX_CPU_ISA (when set) leaves it to the matmuls."""
+    cap = (onednn_isa_cap() or "ALL").upper()
+    return cpu_flags()["amx_bf16"] and ("AMX" in cap or cap in ("ALL", "DEFAULT"))
+
+
 def default_precision(device: torch.device) -> str:
-    """bf16 where the hardware runs it natively, else fp32."""
+    """bf16 where it is faster than fp32 (CUDA, CPUs with AMX), else fp32."""
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if any(cpu_flags().values()) else "fp32"
+    return "bf16" if amx_usable() else "fp32"
 
 
 def resolve_precision(name: str | None, device: torch.device) -> str:
@@ -60,5 +68,7 @@ def describe(device: torch.device, precision: str, compile: bool) -> str:
         where = torch.cuda.get_device_name(device)
     else:
         flags = ", ".join(name for name, present in cpu_flags().items() if present) or "no bf16 features"
+        if onednn_isa_cap():
+            flags += f"; oneDNN capped at {onednn_isa_cap()}"
         where = f"CPU ({flags}), {torch.get_num_threads()} threads"
     return f"precision {precision}{', compiled' if compile else ''} on {where}"
