@@ -3,7 +3,7 @@
 bf16 autocast runs the matmuls in bfloat16 (weights, optimiser and the TAG arithmetic the
 autocast leaves in float32 stay fp32): 7 times the fp32 matmul rate on CPUs with AMX, and
 native on CUDA. It is the default there and only there: with AVX512-BF16 but no AMX,
-torch's bf16 matmuls ran at 0.56 times the fp32 rate and shapes-paper trained at 0.65 times
+torch's bf16 matmuls ran at 0.61 times the fp32 rate and shapes-paper trained at 0.69 times
 its fp32 speed (results/speed/train-shapes-paper-avx512bf16-only.json), and without either
 bf16 is emulated.
 """
