@@ -63,14 +63,16 @@ def line_panel(title: str, xlabel: str, series: list[Series]) -> np.ndarray:
         draw.text((px - 6, height - bottom + 5), f"{x:g}", fill="black")
     draw.text((width // 2 - 3 * len(xlabel), height - 14), xlabel, fill="black")
     colours = [tuple(int(c) for c in colour) for colour in palette(len(series) + 1)[1:]]
+    # The legend's right edge meets the frame's, however long the run names are.
+    key = max(left + 4, width - right - 16 - max(draw.textlength(name) for name, _, _ in series))
     for i, ((name, sx, sy), colour) in enumerate(zip(series, colours)):
         line = [at(x, y) for x, y in zip(sx, sy) if y is not None and math.isfinite(y)]
         if len(line) > 1:
             draw.line(line, fill=colour, width=2)
         for px, py in line:
             draw.ellipse((px - 2, py - 2, px + 2, py + 2), fill=colour)
-        draw.rectangle((width - right - 110, top + 6 + 13 * i, width - right - 102, top + 14 + 13 * i), fill=colour)
-        draw.text((width - right - 98, top + 4 + 13 * i), name, fill="black")
+        draw.rectangle((key, top + 6 + 13 * i, key + 8, top + 14 + 13 * i), fill=colour)
+        draw.text((key + 12, top + 4 + 13 * i), name, fill="black")
     return np.asarray(image)
 
 
