@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO   := demo
 export OMP_NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup test demo table2-cpu clean
+.PHONY: setup test demo table1 table2-cpu clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,29 @@ demo: setup
 	$(BIN)/tagtool train --data $(DEMO)/shapes.h5 --out $(DEMO)/run --preset shapes-small --overwrite
 	$(BIN)/tagtool visualize $(DEMO)/run --n 4 --out $(DEMO)/tagger.png
 	$(BIN)/tagtool evaluate $(DEMO)/run --iterations 5 --json $(DEMO)/evaluation.json
+
+# The paper's Table 1a (Shapes, Section 3.2) and the generalisation of Section 3.1: Tagger
+# (BatchNorm) and Tagger* (LayerNorm) with the shapes-paper preset, 100 epochs each (about
+# 2 x 70 min on a 2-core CPU with AMX, bf16 compiled), evaluated with 5 iterations. Run it
+# again after a stop: finished steps are kept and a stopped training resumes.
+TABLE1 ?= ../runs/table1
+TABLE1_SETS := shapes-2obj shapes shapes-4obj
+TABLE1_DATA ?=     # make-dataset overrides, e.g. --train 200 for a trial
+TABLE1_OPTIONS ?=  # options of a new training, e.g. --epochs 1
+table1: setup
+	mkdir -p $(TABLE1)
+	for set in $(TABLE1_SETS); do test -f $(TABLE1)/$$set.h5 || \
+		$(BIN)/tagtool make-dataset $$set $(TABLE1_DATA) --out $(TABLE1)/$$set.h5 || exit 1; done
+	for norm in batch layer; do run=$(TABLE1)/shapes-paper-$$norm; \
+		if test -f $$run/config.json; then $(BIN)/tagtool train --out $$run --resume || exit 1; \
+		else $(BIN)/tagtool train --data $(TABLE1)/shapes.h5 --out $$run --preset shapes-paper \
+			--norm $$norm --compile $(TABLE1_OPTIONS) || exit 1; fi; \
+		$(BIN)/tagtool evaluate $$run --iterations 5 --quiet --json $$run.json || exit 1; done
+	$(BIN)/tagtool table1 $(TABLE1)/shapes-paper-batch.json $(TABLE1)/shapes-paper-layer.json \
+		--out $(TABLE1)/table1.md
+	$(BIN)/tagtool generalization $(TABLE1)/shapes-paper-layer --limit 2000 \
+		$(foreach set,$(TABLE1_SETS),--data $(TABLE1)/$(set).h5) \
+		--json $(TABLE1)/generalization.json --out $(TABLE1)/generalization.md
 
 # The paper's Table 2 at CPU scale (docs/benchmark.md): about two hours on two cores, a cell
 # at a time; run it again to go on after a stop. Needs the MNIST IDX files.
