@@ -118,6 +118,9 @@ def test_cli_train_evaluate_visualize(training_shapes, tmp_path):
     # Table 1 over "seeds": two evaluations of the run give a median with n = 2.
     result = invoke("evaluate", str(out), "--iterations", "6", "--limit", "20", "--seed", "1",
                     "--json", str(tmp_path / "eval5.json"))
+    planned_longer = json.loads((tmp_path / "eval5.json").read_text())
+    planned_longer["training"]["epochs"] = 3  # as if its run had been stopped after 1 of 3 epochs
+    (tmp_path / "eval5.json").write_text(json.dumps(planned_longer))
     result = invoke("table1", str(tmp_path / "eval4.json"), str(tmp_path / "eval5.json"),
                     "--json", str(tmp_path / "t1.json"), "--out", str(tmp_path / "t1.md"))
     assert result.exit_code == 0, result.output
@@ -127,6 +130,7 @@ def test_cli_train_evaluate_visualize(training_shapes, tmp_path):
     assert t1["iterations"][0]["ami"]["median"] == pytest.approx((evals[0][0]["ami"] + evals[1][0]["ami"]) / 2)
     assert t1["iterations"][0]["paper"] == {"ami": 0.70, "denoising_cost": 0.100}
     assert t1["table_1b"]["iteration"] == 6 and "Tagger*" in (tmp_path / "t1.md").read_text()
+    assert "- Tagger*: seed 0, 1 of 1 epochs; seed 0, 1 of 3 epochs (cut short)" in (tmp_path / "t1.md").read_text()
     result = invoke("table1", str(tmp_path / "eval4.json"), str(tmp_path / "eval.json"))
     assert result.exit_code == 1 and "differ in groups" in result.output
 

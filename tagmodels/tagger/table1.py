@@ -69,7 +69,11 @@ def aggregate(paths: list[Path]) -> dict[str, Any]:
             rows.append(row)
         models[name] = {
             "norm": norm,
-            "runs": [{"seed": data["training"]["seed"], "epochs": data["training"]["epochs"]} for data in runs],
+            "runs": [
+                {"seed": data["training"]["seed"], "epochs": data["training"]["epochs"],
+                 "trained_epochs": data.get("checkpoint_epoch")}
+                for data in runs
+            ],
             "iterations": rows,
             "table_1b": {"ami": rows[-1]["ami"], "iteration": depth, "paper": TABLE_1B[name]},
         }
@@ -89,6 +93,8 @@ def render(table: dict[str, Any]) -> str:
         f"the {table['denoising_cost_split']} split, K = {table['groups']} groups. Ours: median ± std (n runs); "
         "the paper: medians over 20 seeds.",
         "",
+        *[f"- {name}: {_runs(model['runs'])}" for name, model in table["models"].items()],
+        "",
         "## Table 1a",
         "",
         "| model | iteration | AMI | paper | denoising cost | paper |",
@@ -106,6 +112,16 @@ def render(table: dict[str, Any]) -> str:
         paper = model["table_1b"]["paper"]
         lines.append(f"| {name} | {_cell(model['table_1b']['ami'], 3)} | {paper[0]} ± {paper[1]} |")
     return "\n".join(lines) + "\n"
+
+
+def _runs(runs: list[dict[str, Any]]) -> str:
+    """Seeds and epochs per run, saying plainly which were cut short of their planned epochs."""
+    described = []
+    for run in runs:
+        trained, planned = run["trained_epochs"], run["epochs"]
+        short = " (cut short)" if trained is not None and trained < planned else ""
+        described.append(f"seed {run['seed']}, {'?' if trained is None else trained} of {planned} epochs{short}")
+    return "; ".join(described)
 
 
 def _cell(summary: dict[str, float | int], digits: int) -> str:
