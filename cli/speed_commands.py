@@ -35,7 +35,7 @@ def speed_train(model, preset, norm, device, precisions, compile_settings, threa
     import json
     import time
 
-    from tagdata.provenance import cpu_flags, onednn_isa_cap
+    from tagdata.provenance import bf16_features
     from tagmodels.device import resolve_device
     from tagmodels.speed.training import measure_training_speed
     from tagmodels.training.precision import configure
@@ -61,8 +61,7 @@ def speed_train(model, preset, norm, device, precisions, compile_settings, threa
     result = {
         "preset": preset,
         "settings": settings,
-        "cpu_flags": cpu_flags(),
-        "onednn_max_cpu_isa": onednn_isa_cap(),
+        **bf16_features(),
         "wall_seconds": round(time.perf_counter() - started, 3),
         **provenance(dev, seed=0),
     }
@@ -84,7 +83,7 @@ def speed_contention(thread_settings, images, epochs, json_out):
     import os
     import time
 
-    from tagdata.provenance import cpu_flags, cpu_model, onednn_isa_cap
+    from tagdata.provenance import bf16_features, cpu_model
     from tagmodels.speed.contention import measure_contention
     from tagmodels.training.runs import provenance, write_json
 
@@ -98,8 +97,8 @@ def speed_contention(thread_settings, images, epochs, json_out):
             f"{row['beside_busy_seconds']:6.1f} s ({row['beside_busy_slowdown']}x), two at once "
             f"{row['two_at_once_seconds']:6.1f} s ({row['two_at_once_slowdown']}x)"
         )
-    result.update({"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
-                   "onednn_max_cpu_isa": onednn_isa_cap(), "wall_seconds": round(time.perf_counter() - started, 2), **provenance("cpu")})
+    result.update({"cpu": cpu_model(), "cores": os.cpu_count(), **bf16_features(),
+                   "wall_seconds": round(time.perf_counter() - started, 2), **provenance("cpu")})
     if json_out:
         write_json(Path(json_out), result)
     else:

@@ -73,6 +73,11 @@ def onednn_isa_cap() -> str | None:
     return os.environ.get("ONEDNN_MAX_CPU_ISA") or None
 
 
+def bf16_features() -> dict[str, object]:
+    """What decides how fast bf16 matmuls run here, as speed results record it."""
+    return {"cpu_flags": cpu_flags(), "onednn_max_cpu_isa": onednn_isa_cap()}
+
+
 def cpu_model() -> str:
     """The processor's model name (from /proc/cpuinfo on Linux), else what the platform says."""
     try:

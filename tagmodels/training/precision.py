@@ -68,7 +68,8 @@ def describe(device: torch.device, precision: str, compile: bool) -> str:
         where = torch.cuda.get_device_name(device)
     else:
         flags = ", ".join(name for name, present in cpu_flags().items() if present) or "no bf16 features"
-        if onednn_isa_cap():
-            flags += f"; oneDNN capped at {onednn_isa_cap()}"
+        cap = onednn_isa_cap()
+        if cap:
+            flags += f"; oneDNN capped at {cap}"
         where = f"CPU ({flags}), {torch.get_num_threads()} threads"
     return f"precision {precision}{', compiled' if compile else ''} on {where}"
