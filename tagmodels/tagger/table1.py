@@ -104,13 +104,13 @@ def render(table: dict[str, Any]) -> str:
         for row in model["iterations"]:
             paper = row.get("paper", {})
             lines.append(
-                f"| {name} | {row['iteration']} | {_cell(row['ami'], 3)} | {paper.get('ami', '')} "
-                f"| {_cell(row['denoising_cost'], 4)} | {paper.get('denoising_cost', '')} |"
+                f"| {name} | {row['iteration']} | {_cell(row['ami'], 3)} | {_paper(paper.get('ami'), 2)} "
+                f"| {_cell(row['denoising_cost'], 4)} | {_paper(paper.get('denoising_cost'), 3)} |"
             )
     lines += ["", "## Table 1b (AMI after the last iteration)", "", "| model | ours | paper |", "|---|---|---|"]
     for name, model in table["models"].items():
         paper = model["table_1b"]["paper"]
-        lines.append(f"| {name} | {_cell(model['table_1b']['ami'], 3)} | {paper[0]} ± {paper[1]} |")
+        lines.append(f"| {name} | {_cell(model['table_1b']['ami'], 3)} | {paper[0]:.2f} ± {paper[1]:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -126,3 +126,8 @@ def _runs(runs: list[dict[str, Any]]) -> str:
 
 def _cell(summary: dict[str, float | int], digits: int) -> str:
     return f"{summary['median']:.{digits}f} ± {summary['std']:.{digits}f} ({summary['n']})"
+
+
+def _paper(value: float | None, digits: int) -> str:
+    """A figure of the paper's tables printed with the digits the paper prints (0.70, not 0.7)."""
+    return "" if value is None else f"{value:.{digits}f}"
