@@ -210,6 +210,11 @@ def test_speed_train_reports_speed_beside_the_matmul_bound(tmp_path):
     assert bench["fraction_of_bound"] == pytest.approx(
         bench["samples_per_second"] / bench["matmul_bound_samples_per_second"]
     )
+    parts = bench["breakdown"]  # the profiled step: matmuls, the fused Adam, and the rest
+    assert parts["matmul_ms"] > 0 and parts["optimizer_ms"] > 0
+    total = parts["matmul_ms"] + parts["optimizer_ms"] + parts["other_ms"]
+    assert total == pytest.approx(parts["profiled_step_ms"], abs=0.05)
+    assert parts["other_ms"] > 0  # norms and elementwise work are never free
     # shapes-small per sample: 4 groups x 3 iterations x 6 x (the GEMM sizes of one group)
     widths, n = (500, 250, 125), 400
     macs = 4 * n * widths[0] + widths[0] * widths[1] + widths[1] * widths[2]

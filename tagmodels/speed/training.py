@@ -44,6 +44,47 @@ def _seconds_per_call(fn: Callable[[], Any], device: torch.device, min_seconds: 
             return elapsed / calls
 
 
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+
+
+def _category(name: str) -> str:
+    """matmul, optimizer or other: the split of a step that says where the time over the bound goes."""
+    lowered = name.lower()
+    if name in MATMUL_OPS or "gemm" in lowered:
+        return "matmul"
+    if "adam" in lowered:
+        return "optimizer"
+    return "other"
+
+
+def step_breakdown(step: Callable[[], Any], device: torch.device, steps: int = 5) -> dict[str, float]:
+    """Milliseconds per profiled step spent in matmuls and in the optimiser (profiler self time;
+    on CUDA, kernel time), the rest being everything else: norms, elementwise TAG arithmetic,
+    casts and per-step overheads. The profiler slows a step a little; the split is what counts."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _synchronize(device)
+        step_ms = 1000 * (time.perf_counter() - started) / steps
+    spent = {"matmul": 0.0, "optimizer": 0.0}
+    for event in prof.key_averages():
+        us = event.self_device_time_total if cuda else event.self_cpu_time_total
+        category = _category(event.key)
+        if category in spent:
+            spent[category] += us / 1000 / steps
+    return {
+        "profiled_step_ms": round(step_ms, 2),
+        "matmul_ms": round(spent["matmul"], 2),
+        "optimizer_ms": round(spent["optimizer"], 2),
+        "other_ms": round(step_ms - spent["matmul"] - spent["optimizer"], 2),
+    }
+
+
 def record_gemms(model: nn.Module, step: Callable[[], Any]) -> list[GemmShape]:
     """The (rows, in, out) of every nn.Linear call made while ``step`` runs."""
     shapes: list[GemmShape] = []
@@ -110,6 +151,7 @@ def measure_training_speed(
     _synchronize(device)
     first_step_seconds = time.perf_counter() - started
     step_seconds = _seconds_per_call(step, device, min_seconds=seconds)
+    breakdown = step_breakdown(step, device)
     bound_seconds = gemm_seconds(shapes, device, matmul_dtype(precision))
     flops = sum(6 * rows * n_in * n_out for rows, n_in, n_out in shapes)
     return {
@@ -129,4 +171,6 @@ def measure_training_speed(
         "fraction_of_bound": bound_seconds / step_seconds,
         "achieved_gemm_gflops": flops / step_seconds / 1e9,
         "bound_gemm_gflops": flops / bound_seconds / 1e9,
+        "matmul_bound_ms": round(1000 * bound_seconds, 2),
+        "breakdown": breakdown,
     }
