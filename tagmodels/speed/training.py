@@ -9,8 +9,11 @@ The step is the training loop's: the same autocast, compilation and fused Adam.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -57,6 +60,20 @@ def _category(name: str) -> str:
     return "other"
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """The profiler's C++ side prints a line to file descriptor 2 at every start and stop."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def step_breakdown(step: Callable[[], Any], device: torch.device, steps: int = 5) -> dict[str, float]:
     """Milliseconds per profiled step spent in matmuls and in the optimiser (profiler self time;
     on CUDA, kernel time), the rest being everything else: norms, elementwise TAG arithmetic,
@@ -65,7 +82,7 @@ def step_breakdown(step: Callable[[], Any], device: torch.device, steps: int = 5
 
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with profile(activities=activities) as prof:
+    with _native_stderr_silenced(), profile(activities=activities) as prof:
         started = time.perf_counter()
         for _ in range(steps):
             step()
