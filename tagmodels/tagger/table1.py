@@ -95,6 +95,9 @@ def render(table: dict[str, Any]) -> str:
         "",
         *[f"- {name}: {_runs(model['runs'])}" for name, model in table["models"].items()],
         "",
+        "From " + ", ".join(f"`{path}`" for path in table["inputs"])
+        + " (each records its command, commit, device, seed and wall time).",
+        "",
         "## Table 1a",
         "",
         "| model | iteration | AMI | paper | denoising cost | paper |",
