@@ -33,7 +33,7 @@ demo: setup
 
 # The paper's Table 1a (Shapes, Section 3.2) and the generalisation of Section 3.1: Tagger
 # (BatchNorm) and Tagger* (LayerNorm) with the shapes-paper preset, 100 epochs each (about
-# 2 x 70 min on a 2-core CPU with AMX, bf16 compiled), evaluated with 5 iterations. Run it
+# 2 x 100 min on a 2-core CPU with AMX, bf16 compiled: docs/table1.md), evaluated with 5 iterations. Run it
 # again after a stop: finished steps are kept and a stopped training resumes.
 TABLE1 ?= ../runs/table1
 TABLE1_SETS := shapes-2obj shapes shapes-4obj
