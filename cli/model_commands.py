@@ -22,7 +22,7 @@ from tagtool_cli.outputs import output_file
 from tagdata.errors import UserError
 from tagdata.provenance import portable_path
 from tagmodels.tagger.presets import PRESETS
-from tagmodels.tagger.tag_names import DELTA_Z_FORMS
+from tagmodels.tagger.tag_names import DELTA_Z_FORMS, Z_INPUTS
 
 # torch-importing modules are imported inside the commands, so that `tagtool --help` and
 # the dataset commands start quickly.
@@ -44,7 +44,7 @@ RESUME_OPTIONS = {
     "data": "data_path", "preset": "preset", "seed": "seed", "groups": "groups", "iterations": "iterations",
     "norm": "norm", "lr": "lr", "batch_size": "batch_size", "epochs": "epochs", "precision": "precision",
     "compile": "compile_model", "initial_variance": "initial_variance",
-    "delta_z_form": "delta_z_form",
+    "delta_z_form": "delta_z_form", "z_input": "z_input",
 }
 
 
@@ -84,6 +84,8 @@ def _left_behind(out_dir: str) -> str:
               help=_preset_help("v at the start, continuous inputs (docs/textures.md)", "initial_variance"))
 @click.option("--delta-z-form", type=click.Choice(DELTA_Z_FORMS),
               help=_preset_help("continuous delta z: equation-4 m_k (x~ - z_k), gradient, algorithm-1", "delta_z_form"))
+@click.option("--z-input", type=click.Choice(Z_INPUTS),
+              help=_preset_help("binary z fed to the network: sigmoid(z), or logit as the 2016 release", "z_input"))
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial parameters and the data order")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--precision", type=PRECISION_CHOICE, help=f"{PRECISION_HELP} (default: auto); kept on --resume")
@@ -96,7 +98,7 @@ def _left_behind(out_dir: str) -> str:
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out")
 @click.option("--quiet", is_flag=True, help="no progress bar and no line per epoch")
 def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, initial_variance, delta_z_form,
-          seed, device, precision, compile_model, threads, resume, overwrite, quiet):
+          z_input, seed, device, precision, compile_model, threads, resume, overwrite, quiet):
     """Train a model; writes config.json, metrics and a checkpoint per epoch to --out."""
     from tagmodels.device import resolve_device
     from tagmodels.training.grouping import (
@@ -130,7 +132,7 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
         config = new_run_config(
             preset, data_path, seed, dev, precision, bool(compile_model), epochs=epochs, groups=groups,
             iterations=iterations, norm=norm, lr=lr, batch_size=batch_size, initial_variance=initial_variance,
-            delta_z_form=delta_z_form,
+            delta_z_form=delta_z_form, z_input=z_input,
         )
         starting = run.started(config, overwrite=overwrite)
     on_interrupt(lambda: _left_behind(out_dir))

@@ -174,3 +174,18 @@ def test_initial_variance_sets_v_at_the_start():
     assert small.variance.item() == pytest.approx(0.05)
     with pytest.raises(ValueError, match="initial_variance"):
         Tagger(TaggerConfig(n_inputs=4, input_kind="continuous", initial_variance=0.0))
+
+
+@pytest.mark.parametrize("z_input", ["probability", "logit"])
+def test_binary_z_reaches_the_network_as_sigmoid_or_as_logit(z_input):
+    """Iteration 2 feeds z^1 as the probability sigmoid(z) or, as the 2016 release, its logit."""
+    model = small_tagger("binary")
+    model.config.z_input = z_input
+    x, _, log_m0 = random_state("binary")
+    fed = []
+    model.input_map.register_forward_hook(lambda module, inputs, output: fed.append(inputs[0][:, :12]))
+    out = model(x, 4, 2, corrupt=False, log_m0=log_m0)
+    z1 = out.z[0].reshape(-1, 12)
+    expected = torch.logit(z1) if z_input == "logit" else z1
+    torch.testing.assert_close(fed[1], expected)
+    torch.testing.assert_close(fed[0], torch.full_like(z1, model.config.data_mean))  # z^0 either way

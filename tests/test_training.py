@@ -314,3 +314,8 @@ def test_initial_variance_and_delta_z_form_reach_the_model_and_resume_holds_them
     assert held["initial_variance"] == 0.05 and held["delta_z_form"] == "gradient"
     with pytest.raises(UserError, match="--initial-variance"):
         new_run_config("texture-small", str(texture_file), seed=0, device=torch.device("cpu"), initial_variance=-1.0)
+
+
+def test_z_input_reaches_the_model_and_resume_holds_it(training_shapes):
+    config = new_run_config("shapes-small", str(training_shapes), seed=0, device=torch.device("cpu"), z_input="logit")
+    assert config["tagger"]["z_input"] == "logit" and held_settings(config)["z_input"] == "logit"

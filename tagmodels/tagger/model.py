@@ -18,9 +18,8 @@ from torch import nn
 from tagmodels.layers import Norm, UnitAffine, make_norm, scaled_linear
 from tagmodels.tagger import tag
 from tagmodels.tagger.ladder import Ladder, TopActivation
-from tagmodels.tagger.tag_names import DEFAULT_INITIAL_VARIANCE, DeltaZForm
+from tagmodels.tagger.tag_names import DEFAULT_INITIAL_VARIANCE, DeltaZForm, ZInput
 
-ZInput = Literal["probability", "logit"]
 IterationReduction = Literal["mean", "sum"]
 REMOVED_LOGIT = -1e4  # m logit of a removed group: its softmax weight underflows to 0
 ABLATABLE_INPUTS = ("delta_z", "likelihood")
@@ -38,7 +37,7 @@ class TaggerConfig:
     data_mean: float = 0.26  # z^0
     gate_sigmoid: bool = False  # the paper's sigmoid on the combinator gate (continuous)
     delta_z_form: DeltaZForm = "equation-4"  # or "gradient", "algorithm-1" (tag_names.py)
-    z_input: ZInput = "probability"  # "logit": feed pre-sigmoid z (binary), as the 2016 release
+    z_input: ZInput = "probability"  # binary: sigmoid(z) or "logit", the pre-sigmoid z (tag_names.py)
     iteration_reduction: IterationReduction = "mean"  # Section 3.1 averages over iterations; "sum": equation (1)
     top_activation: TopActivation = "softmax"  # the Ladder's top (Rasmus et al.); "relu" an option
     zeroed_inputs: tuple[str, ...] = ()  # ablations: "delta_z" and/or "likelihood" fed as zeros

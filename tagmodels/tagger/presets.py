@@ -31,6 +31,7 @@ class Preset:
     gate_sigmoid: bool = False
     initial_variance: float = DEFAULT_INITIAL_VARIANCE  # v at the start (continuous inputs)
     delta_z_form: str = "equation-4"  # continuous delta z (tag_names.DELTA_Z_FORMS)
+    z_input: str = "probability"  # binary z as the network sees it (tag_names.Z_INPUTS)
     valid_examples: int = 1000  # validation examples scored after every epoch
 
     def with_overrides(self, **overrides: Any) -> "Preset":

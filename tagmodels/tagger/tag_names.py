@@ -10,6 +10,11 @@ from typing import Literal
 DeltaZForm = Literal["equation-4", "gradient", "algorithm-1"]
 DELTA_Z_FORMS: tuple[str, ...] = ("equation-4", "gradient", "algorithm-1")
 
+# What the network sees of z in the binary case from the second iteration on: sigmoid(z)
+# (the default, as we read Appendices A.6-A.7) or the pre-sigmoid z, as the 2016 release feeds it.
+ZInput = Literal["probability", "logit"]
+Z_INPUTS: tuple[str, ...] = ("probability", "logit")
+
 # The learned variance v starts here unless a run says otherwise: softplus(1), the value of
 # every run before the initial v could be chosen (docs/textures.md measures other starts).
 DEFAULT_INITIAL_VARIANCE = math.log1p(math.e)

@@ -76,6 +76,7 @@ def tagger_config(preset: Preset, n_inputs: int, kind: str) -> TaggerConfig:
         gate_sigmoid=preset.gate_sigmoid,
         initial_variance=preset.initial_variance,
         delta_z_form=preset.delta_z_form,  # type: ignore[arg-type]
+        z_input=preset.z_input,  # type: ignore[arg-type]
     )
 
 

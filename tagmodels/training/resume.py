@@ -23,7 +23,7 @@ def held_settings(config: dict[str, Any]) -> dict[str, Any]:
     training = config["training"]
     held = {name: training.get(name) for name in
             ("seed", "groups", "iterations", "norm", "lr", "batch_size", "precision", "compile",
-             "initial_variance", "delta_z_form")}
+             "initial_variance", "delta_z_form", "z_input")}
     return {"data": config["data"], "preset": config.get("preset"), **held}
 
 
