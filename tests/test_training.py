@@ -129,10 +129,11 @@ def test_cli_train_evaluate_visualize(training_shapes, tmp_path):
     assert t1["iterations"][0]["ami"]["n"] == 2
     assert t1["iterations"][0]["ami"]["median"] == pytest.approx((evals[0][0]["ami"] + evals[1][0]["ami"]) / 2)
     assert t1["iterations"][0]["paper"] == {"ami": 0.70, "denoising_cost": 0.100}
-    assert t1["table_1b"]["iteration"] == 6 and "Tagger*" in (tmp_path / "t1.md").read_text()
-    assert "- Tagger*: seed 0, 1 of 1 epochs; seed 0, 1 of 3 epochs (cut short)" in (tmp_path / "t1.md").read_text()
-    first_row = next(line for line in (tmp_path / "t1.md").read_text().splitlines() if line.startswith("| Tagger* | 1 |"))
-    assert f"From `{tmp_path / 'eval4.json'}`, `{tmp_path / 'eval5.json'}`" in (tmp_path / "t1.md").read_text()
+    t1_md = (tmp_path / "t1.md").read_text()
+    assert t1["table_1b"]["iteration"] == 6 and "Tagger*" in t1_md
+    assert "- Tagger*: seed 0, 1 of 1 epochs; seed 0, 1 of 3 epochs (cut short)" in t1_md
+    assert f"From `{tmp_path / 'eval4.json'}`, `{tmp_path / 'eval5.json'}`" in t1_md
+    first_row = next(line for line in t1_md.splitlines() if line.startswith("| Tagger* | 1 |"))
     cells = [cell.strip() for cell in first_row.strip("|").split("|")]
     assert (cells[3], cells[5]) == ("0.70", "0.100")  # the paper's figures with the paper's digits
     result = invoke("table1", str(tmp_path / "eval4.json"), str(tmp_path / "eval.json"))
