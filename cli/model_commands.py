@@ -23,6 +23,7 @@ from tagdata.errors import UserError
 from tagdata.provenance import portable_path
 from tagmodels.tagger.presets import PRESETS
 from tagmodels.tagger.tag_names import DELTA_Z_FORMS, Z_INPUTS
+from tagmodels.training.resume_names import HELD_TRAINING_SETTINGS
 
 # torch-importing modules are imported inside the commands, so that `tagtool --help` and
 # the dataset commands start quickly.
@@ -39,12 +40,11 @@ def _iterations(count: int) -> str:
     return f"{count} iteration{'s' if count != 1 else ''}"
 
 
-# train options that --resume compares with the run (name in config.json -> parameter).
+# train options that --resume compares with the run (name in config.json -> parameter): the
+# held settings and --epochs, which may grow; parameters are named as the settings but these.
+_PARAMETERS = {"data": "data_path", "compile": "compile_model"}
 RESUME_OPTIONS = {
-    "data": "data_path", "preset": "preset", "seed": "seed", "groups": "groups", "iterations": "iterations",
-    "norm": "norm", "lr": "lr", "batch_size": "batch_size", "epochs": "epochs", "precision": "precision",
-    "compile": "compile_model", "initial_variance": "initial_variance",
-    "delta_z_form": "delta_z_form", "z_input": "z_input",
+    name: _PARAMETERS.get(name, name) for name in ("data", "preset", *HELD_TRAINING_SETTINGS, "epochs")
 }
 
 

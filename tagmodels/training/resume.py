@@ -15,15 +15,14 @@ from typing import Any
 import torch
 
 from tagdata.errors import UserError
+from tagmodels.training.resume_names import HELD_TRAINING_SETTINGS
 from tagmodels.training.runs import RunDir, provenance, write_json
 
 
 def held_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The run's value of every ``train`` option that --resume must not change."""
     training = config["training"]
-    held = {name: training.get(name) for name in
-            ("seed", "groups", "iterations", "norm", "lr", "batch_size", "precision", "compile",
-             "initial_variance", "delta_z_form", "z_input")}
+    held = {name: training.get(name) for name in HELD_TRAINING_SETTINGS}
     return {"data": config["data"], "preset": config.get("preset"), **held}
 
 
