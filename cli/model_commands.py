@@ -22,7 +22,7 @@ from tagtool_cli.outputs import output_file
 from tagdata.errors import UserError
 from tagdata.provenance import portable_path
 from tagmodels.tagger.presets import PRESETS
-from tagmodels.tagger.tag_names import DELTA_Z_FORMS, Z_INPUTS
+from tagmodels.tagger.tag_names import DELTA_Z_FORMS, LIKELIHOOD_VARIANCES, VARIANCE_MAPS, Z_INPUTS
 from tagmodels.training.resume_names import HELD_TRAINING_SETTINGS
 
 # torch-importing modules are imported inside the commands, so that `tagtool --help` and
@@ -86,6 +86,21 @@ def _left_behind(out_dir: str) -> str:
               help=_preset_help("continuous delta z: equation-4 m_k (x~ - z_k), gradient, algorithm-1", "delta_z_form"))
 @click.option("--z-input", type=click.Choice(Z_INPUTS),
               help=_preset_help("binary z fed to the network: sigmoid(z), or logit as the 2016 release", "z_input"))
+@click.option("--variance-map", type=click.Choice(VARIANCE_MAPS),
+              help=_preset_help("continuous v from its raw parameter p: softplus(p), or exp(asinh(p)) as the "
+                                "2016 release (its start p = 1 is --initial-variance 2.414)", "variance_map"))
+@click.option("--likelihood-variance", type=click.Choice(LIKELIHOOD_VARIANCES),
+              help=_preset_help("continuous L(m)'s variance: sigma^2 + v, or sigma^2 + v^2 as the 2016 release",
+                                "likelihood_variance"))
+@click.option("--m-floor", type=float,
+              help=_preset_help("continuous cost: log(m_k + m-floor) in the mixture (the 2016 release: 1e-5)", "m_floor"))
+@click.option("--norm-epsilon", type=float,
+              help=_preset_help("epsilon of the input projection's and read-outs' normalisations (the 2016 "
+                                "release: 1e-10)", "norm_epsilon"))
+@click.option("--tag-norm", type=click.Choice(["batch", "layer"]),
+              help="normalisation of the input projection and the z and m read-outs (default: as --norm); "
+                   "--norm layer --tag-norm batch: LayerNorm in the Ladder only, the read-outs over examples "
+                   "and groups as the 2016 release")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial parameters and the data order")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--precision", type=PRECISION_CHOICE, help=f"{PRECISION_HELP} (default: auto); kept on --resume")
@@ -98,7 +113,8 @@ def _left_behind(out_dir: str) -> str:
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out")
 @click.option("--quiet", is_flag=True, help="no progress bar and no line per epoch")
 def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, initial_variance, delta_z_form,
-          z_input, seed, device, precision, compile_model, threads, resume, overwrite, quiet):
+          z_input, variance_map, likelihood_variance, m_floor, norm_epsilon, tag_norm, seed, device, precision,
+          compile_model, threads, resume, overwrite, quiet):
     """Train a model; writes config.json, metrics and a checkpoint per epoch to --out."""
     from tagmodels.device import resolve_device
     from tagmodels.training.grouping import (
@@ -132,7 +148,8 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
         config = new_run_config(
             preset, data_path, seed, dev, precision, bool(compile_model), epochs=epochs, groups=groups,
             iterations=iterations, norm=norm, lr=lr, batch_size=batch_size, initial_variance=initial_variance,
-            delta_z_form=delta_z_form, z_input=z_input,
+            delta_z_form=delta_z_form, z_input=z_input, variance_map=variance_map,
+            likelihood_variance=likelihood_variance, m_floor=m_floor, norm_epsilon=norm_epsilon, tag_norm=tag_norm,
         )
         starting = run.started(config, overwrite=overwrite)
     on_interrupt(lambda: _left_behind(out_dir))

@@ -13,6 +13,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from tagmodels.tagger.tag_names import NORM_EPSILON
+
 Norm = Literal["batch", "layer"]
 
 
@@ -24,19 +26,19 @@ def scaled_linear(n_in: int, n_out: int) -> nn.Linear:
     return layer
 
 
-def make_norm(kind: Norm, width: int, running_stats: bool = True) -> nn.Module:
+def make_norm(kind: Norm, width: int, running_stats: bool = True, eps: float = NORM_EPSILON) -> nn.Module:
     """Normalisation without its own affine parameters (those follow separately).
 
     "batch" normalises each unit over all rows of the batch; in Tagger the rows are
     examples x groups, as in the reference release. Tagger runs one network several
     iterations whose activations differ in scale, so it keeps no running statistics
     (``running_stats=False``) and normalises with the batch at evaluation too.
-    "layer" normalises each row over its units.
+    "layer" normalises each row over its units. ``eps`` is added to the variance.
     """
     if kind == "batch":
-        return nn.BatchNorm1d(width, affine=False, track_running_stats=running_stats)
+        return nn.BatchNorm1d(width, eps=eps, affine=False, track_running_stats=running_stats)
     if kind == "layer":
-        return nn.LayerNorm(width, elementwise_affine=False)
+        return nn.LayerNorm(width, eps=eps, elementwise_affine=False)
     raise ValueError(f"unknown normalisation {kind!r}: expected 'batch' or 'layer'")
 
 

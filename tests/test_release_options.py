@@ -3,9 +3,50 @@ model (a property only its code has, computed by hand where possible) and --resu
 
 from __future__ import annotations
 
-from tagtool_cli.model_commands import RESUME_OPTIONS, train
+import json
+import math
 
+import pytest
+import torch
+from click.testing import CliRunner
+from tagtool_cli.main import tagtool
+from tagtool_cli.model_commands import RESUME_OPTIONS, train
+from torch import nn
+
+from tagdata.errors import UserError
+from tagmodels.tagger import tag
+from tagmodels.tagger.model import Tagger, TaggerConfig
+from tagmodels.tagger.tag_names import RELEASE_INITIAL_VARIANCE
+from tagmodels.training.grouping import new_run_config
 from tagmodels.training.resume import held_settings
+
+# Each Tagger option with the 2016 release's value, its --option and a value the release does not use.
+RELEASE = {"variance_map": "exp-asinh", "likelihood_variance": "v-squared", "m_floor": 1e-5,
+           "norm_epsilon": 1e-10, "tag_norm": "batch"}
+OTHER = {"variance_map": "softplus", "likelihood_variance": "v", "m_floor": 0.0,
+         "norm_epsilon": 1e-5, "tag_norm": "layer"}
+
+
+def continuous_tagger(**options) -> Tagger:
+    """A small continuous Tagger whose combinators pass signal (at their start they output 0,
+    so z and m would be the same for every group)."""
+    torch.manual_seed(0)
+    model = Tagger(TaggerConfig(n_inputs=6, input_kind="continuous", widths=(12, 8, 4), norm="layer",
+                                noise=0.1, data_mean=0.5, **options))
+    with torch.no_grad():
+        for combinator in model.ladder.combinator:
+            combinator.a.add_(torch.randn_like(combinator.a))
+    return model
+
+
+def network_inputs(model: Tagger, x: torch.Tensor, iterations: int) -> list[torch.Tensor]:
+    """[z_k, delta z_k, m_k, L(m_k)] (B * K, 4N) as the network received them, per iteration."""
+    seen: list[torch.Tensor] = []
+    handle = model.input_map.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    with torch.no_grad():
+        model(x, groups=3, iterations=iterations, corrupt=False)
+    handle.remove()
+    return seen
 
 
 def test_every_held_setting_is_a_train_option_that_resume_compares():
@@ -13,3 +54,117 @@ def test_every_held_setting_is_a_train_option_that_resume_compares():
     config = {"data": "d.h5", "preset": "p", "training": {}}
     assert set(held_settings(config)) <= set(RESUME_OPTIONS)
     assert set(RESUME_OPTIONS.values()) <= parameters
+
+
+def test_exp_asinh_variance_by_hand_and_from_p_equal_one():
+    p = torch.tensor([1.0, -1.0, -1000.0])
+    v = tag.variance(p, "exp-asinh")
+    # p + sqrt(p^2 + 1): 1 + sqrt 2, sqrt 2 - 1 and 1 / (sqrt(10^6 + 1) + 1000) ~ 1 / 2000, where softplus is 0.
+    expected = torch.tensor([1 + math.sqrt(2), math.sqrt(2) - 1, 1 / (math.sqrt(1e6 + 1) + 1000)])
+    assert torch.allclose(v, expected, rtol=1e-6)
+    assert tag.variance(p, "softplus")[2] == 0.0
+    model = continuous_tagger(variance_map="exp-asinh", initial_variance=RELEASE_INITIAL_VARIANCE)
+    assert model.v_raw.item() == pytest.approx(1.0, abs=1e-6)
+    model.variance.backward()
+    # dv/dp = exp(asinh p) / sqrt(p^2 + 1) = (1 + sqrt 2) / sqrt 2 at p = 1; softplus' slope is below 1.
+    assert model.v_raw.grad.item() == pytest.approx((1 + math.sqrt(2)) / math.sqrt(2), rel=1e-5)
+    assert continuous_tagger(initial_variance=0.3).variance.item() == pytest.approx(0.3, rel=1e-5)
+
+
+def test_likelihood_variance_by_hand():
+    x_tilde, z, log_m = torch.zeros(1, 1), torch.tensor([[[0.0], [1.0]]]), torch.full((1, 2, 1), math.log(0.5))
+    v = torch.tensor(0.5)
+    for form, variance in (("v", 0.25 + 0.5), ("v-squared", 0.25 + 0.25)):
+        delta_z, likelihood = tag.delta_z_and_likelihood("continuous", x_tilde, z, log_m, 0.5, v,
+                                                         likelihood_variance=form)
+        assert likelihood[0, 0, 0].item() == pytest.approx(1 / (1 + math.exp(-1 / (2 * variance))))
+        assert delta_z.flatten().tolist() == [0.0, -0.5]  # equation (4) either way
+
+
+@pytest.mark.parametrize("form", ["v", "v-squared"])
+def test_likelihood_variance_reaches_the_network(form):
+    model = continuous_tagger(likelihood_variance=form, initial_variance=0.2)
+    x = torch.rand(2, 6)
+    second = network_inputs(model, x, iterations=2)[1].view(2, 3, 4, 6)
+    z, likelihood = second[:, :, 0], second[:, :, 3]
+    assert z.std(dim=1).min() > 0.01  # the groups differ, so L(m) is not uniform
+    v = model.variance.detach()
+    variance = 0.1**2 + (v**2 if form == "v-squared" else v)
+    expected = torch.softmax(-((x.unsqueeze(1) - z) ** 2) / (2 * variance), dim=1)
+    assert torch.allclose(likelihood, expected, atol=1e-6)
+
+
+def test_m_floor_by_hand_and_in_the_model_cost():
+    x, z, v = torch.zeros(1, 1), torch.tensor([[[0.0], [1.0]]], requires_grad=True), torch.tensor(1.0)
+    log_m = torch.tensor([[[0.0], [-math.inf]]])  # m = (1, 0)
+    density = [1 / math.sqrt(2 * math.pi), math.exp(-0.5) / math.sqrt(2 * math.pi)]
+    cost = tag.negative_log_likelihood("continuous", x, z, log_m, v, m_floor=1e-5)
+    assert cost.item() == pytest.approx(-math.log((1 + 1e-5) * density[0] + 1e-5 * density[1]), rel=1e-6)
+    cost.sum().backward()
+    assert z.grad[0, 1, 0] != 0  # the empty group still learns; with no floor it gets nothing
+    z.grad = None
+    tag.negative_log_likelihood("continuous", x, z, log_m, v).sum().backward()
+    assert z.grad[0, 1, 0] == 0
+    model = continuous_tagger(m_floor=0.25)
+    xs = torch.rand(4, 6)
+    out = model(xs, groups=3, iterations=2, corrupt=False)
+    v = model.variance
+    q = ((out.m[-1] + 0.25) * torch.exp(-0.5 * (xs.unsqueeze(1) - out.z[-1]) ** 2 / v) / torch.sqrt(2 * math.pi * v)).sum(1)
+    assert out.cost[-1].item() == pytest.approx(-torch.log(q).mean().item(), rel=1e-5)
+
+
+def test_norm_epsilon_reaches_the_tag_part_only():
+    release, ours = continuous_tagger(norm_epsilon=1e-10), continuous_tagger()
+    for model, epsilon in ((release, 1e-10), (ours, 1e-5)):
+        for norm in (model.input_norm, model.z_norm, model.m_norm):
+            assert norm.eps == epsilon
+        assert all(norm.eps == 1e-5 for norm in model.ladder.encoder_norm)
+    # LayerNorm over a row (1e-4, -1e-4, ...): 1e-4 / sqrt(1e-8 + eps): about 1 (the release) or 0.0316.
+    row = torch.tensor([[1e-4, -1e-4] * 3])
+    assert release.z_norm(row)[0, 0].item() == pytest.approx(1e-4 / math.sqrt(1e-8 + 1e-10), rel=1e-4)
+    assert ours.z_norm(row)[0, 0].item() == pytest.approx(1e-4 / math.sqrt(1e-8 + 1e-5), rel=1e-4)
+
+
+def test_layer_norm_in_the_ladder_only_normalises_the_read_outs_over_examples_and_groups():
+    model = continuous_tagger(tag_norm="batch")
+    assert all(isinstance(norm, nn.LayerNorm) for norm in (*model.ladder.encoder_norm, *model.ladder.decoder_norm))
+    assert all(isinstance(norm, nn.BatchNorm1d) for norm in (model.input_norm, model.z_norm, model.m_norm))
+    outputs: list[torch.Tensor] = []
+    model.m_norm.register_forward_hook(lambda module, args, out: outputs.append(out.detach()))
+    with torch.no_grad():
+        model(torch.rand(5, 6), groups=3, iterations=1, corrupt=False)
+    m_logits = outputs[0]  # (B * K, N): each pixel standardised over examples and groups, not per row
+    assert torch.allclose(m_logits.mean(0), torch.zeros(6), atol=1e-5)
+    assert torch.allclose(m_logits.var(0, unbiased=False), torch.ones(6), atol=1e-3)
+    assert not torch.allclose(m_logits.mean(1), torch.zeros(15), atol=1e-3)
+    layer = continuous_tagger()  # Tagger*: every row standardised over its pixels
+    assert isinstance(layer.m_norm, nn.LayerNorm)
+
+
+def test_bad_release_options_are_refused(texture_file):
+    for option, value in (("m_floor", -1e-5), ("norm_epsilon", 0.0)):
+        with pytest.raises(UserError, match="--" + option.replace("_", "-")):
+            new_run_config("texture-small", str(texture_file), seed=0, device=torch.device("cpu"), **{option: value})
+    with pytest.raises(ValueError, match="variance_map"):
+        continuous_tagger(variance_map="exp")
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(tagtool, [str(a) for a in args])
+
+
+def test_release_options_reach_config_and_resume_holds_them(texture_file, tmp_path):
+    out = tmp_path / "run"
+    options = [item for name, value in RELEASE.items() for item in ("--" + name.replace("_", "-"), value)]
+    result = invoke("train", "--data", texture_file, "--out", out, "--preset", "texture-small", "--epochs", "1",
+                    "--quiet", "--device", "cpu", "--initial-variance", RELEASE_INITIAL_VARIANCE, *options)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert {name: config["tagger"][name] for name in RELEASE} == RELEASE
+    assert {name: held_settings(config)[name] for name in RELEASE} == RELEASE
+    for name, value in OTHER.items():
+        refused = invoke("train", "--out", out, "--resume", "--epochs", "2", "--" + name.replace("_", "-"), value)
+        assert refused.exit_code == 1 and f"--{name.replace('_', '-')} {value} contradicts" in refused.output
+    result = invoke("train", "--out", out, "--resume", "--epochs", "2", "--quiet", "--m-floor", 1e-5)
+    assert result.exit_code == 0, result.output
+    assert {name: json.loads((out / "config.json").read_text())["tagger"][name] for name in RELEASE} == RELEASE

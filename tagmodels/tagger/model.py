@@ -18,7 +18,14 @@ from torch import nn
 from tagmodels.layers import Norm, UnitAffine, make_norm, scaled_linear
 from tagmodels.tagger import tag
 from tagmodels.tagger.ladder import Ladder, TopActivation
-from tagmodels.tagger.tag_names import DEFAULT_INITIAL_VARIANCE, DeltaZForm, ZInput
+from tagmodels.tagger.tag_names import (
+    DEFAULT_INITIAL_VARIANCE,
+    NORM_EPSILON,
+    DeltaZForm,
+    LikelihoodVariance,
+    VarianceMap,
+    ZInput,
+)
 
 IterationReduction = Literal["mean", "sum"]
 REMOVED_LOGIT = -1e4  # m logit of a removed group: its softmax weight underflows to 0
@@ -43,6 +50,13 @@ class TaggerConfig:
     zeroed_inputs: tuple[str, ...] = ()  # ablations: "delta_z" and/or "likelihood" fed as zeros
     # v at the start (continuous inputs), learned from there; docs/textures.md compares starts.
     initial_variance: float = DEFAULT_INITIAL_VARIANCE
+    # The 2016 release's remaining details (tag_names.py; docs/release-options.md), each off by default:
+    variance_map: VarianceMap = "softplus"  # v from its raw parameter; or "exp-asinh"
+    likelihood_variance: LikelihoodVariance = "v"  # continuous L(m): sigma^2 + v; or "v-squared"
+    m_floor: float = 0.0  # continuous cost: log(m_k + m_floor) in the mixture; the release 1e-5
+    norm_epsilon: float = NORM_EPSILON  # of the input projection's and read-outs' norms; the release 1e-10
+    # Those norms' kind; None: as ``norm``. "batch" with norm "layer": LayerNorm in the Ladder only.
+    tag_norm: Norm | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,23 +97,29 @@ class Tagger(nn.Module):
         unknown = set(config.zeroed_inputs) - set(ABLATABLE_INPUTS)
         if unknown:
             raise ValueError(f"cannot zero {sorted(unknown)}: choose from {', '.join(ABLATABLE_INPUTS)}")
+        if not (math.isfinite(config.m_floor) and config.m_floor >= 0):
+            raise ValueError(f"m_floor must be a non-negative number, got {config.m_floor}")
+        if not (math.isfinite(config.norm_epsilon) and config.norm_epsilon > 0):
+            raise ValueError(f"norm_epsilon must be positive, got {config.norm_epsilon}")
         self.config = config
         n, width = config.n_inputs, config.widths[0]
+        # The TAG part's normalisations: batch statistics over examples and groups, or per row.
+        tag_norm, eps = config.tag_norm or config.norm, config.norm_epsilon
         self.input_map = scaled_linear(4 * n, width)
-        self.input_norm = make_norm(config.norm, width, running_stats=False)
+        self.input_norm = make_norm(tag_norm, width, running_stats=False, eps=eps)
         self.input_affine = UnitAffine(width)
         self.ladder = Ladder(
             config.widths, config.norm, config.gate_sigmoid, config.top_activation, running_stats=False
         )
         self.z_map = scaled_linear(width, n)
-        self.z_norm = make_norm(config.norm, n, running_stats=False)
+        self.z_norm = make_norm(tag_norm, n, running_stats=False, eps=eps)
         self.z_affine = UnitAffine(n, scale=True)
         self.m_map = scaled_linear(width, n)
-        self.m_norm = make_norm(config.norm, n, running_stats=False)
+        self.m_norm = make_norm(tag_norm, n, running_stats=False, eps=eps)
         self.m_scale = nn.Parameter(torch.ones(()))
         if config.input_kind == "continuous":
-            # v = softplus(v_raw) stays positive; v_raw starts at softplus^-1(initial_variance).
-            v_raw = math.log(math.expm1(config.initial_variance))
+            # v = variance_map(v_raw) stays positive; v_raw starts where v is initial_variance.
+            v_raw = tag.raw_variance(config.initial_variance, config.variance_map)
             self.v_raw = nn.Parameter(torch.tensor(v_raw, dtype=torch.float32))
 
     @property
@@ -107,7 +127,7 @@ class Tagger(nn.Module):
         """The learned output variance v (continuous inputs only)."""
         if self.config.input_kind != "continuous":
             return None
-        return nn.functional.softplus(self.v_raw)
+        return tag.variance(self.v_raw, self.config.variance_map)
 
     def initial_state(self, batch: int, groups: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z^0 = the data mean; m^0 = softmax over groups of N(0, 1) samples (log m^0 returned)."""
@@ -128,7 +148,7 @@ class Tagger(nn.Module):
         cfg = self.config
         b, k, n = z.shape
         delta_z, likelihood = tag.delta_z_and_likelihood(
-            cfg.input_kind, x_tilde, z, log_m, cfg.noise, self.variance, cfg.delta_z_form
+            cfg.input_kind, x_tilde, z, log_m, cfg.noise, self.variance, cfg.delta_z_form, cfg.likelihood_variance
         )
         if "delta_z" in cfg.zeroed_inputs:
             delta_z = torch.zeros_like(delta_z)
@@ -192,7 +212,7 @@ class Tagger(nn.Module):
                 z_in = z_pre if cfg.z_input == "logit" else z
             else:
                 z = z_in = z_pre
-            cost = tag.negative_log_likelihood(cfg.input_kind, x, z, log_m, self.variance)
+            cost = tag.negative_log_likelihood(cfg.input_kind, x, z, log_m, self.variance, cfg.m_floor)
             zs.append(z)
             log_ms.append(log_m)
             costs.append(cost.mean())

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tagdata.errors import UserError
-from tagmodels.tagger.tag_names import DEFAULT_INITIAL_VARIANCE
+from tagmodels.tagger.tag_names import DEFAULT_INITIAL_VARIANCE, NORM_EPSILON
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,12 @@ class Preset:
     initial_variance: float = DEFAULT_INITIAL_VARIANCE  # v at the start (continuous inputs)
     delta_z_form: str = "equation-4"  # continuous delta z (tag_names.DELTA_Z_FORMS)
     z_input: str = "probability"  # binary z as the network sees it (tag_names.Z_INPUTS)
+    # The 2016 release's remaining details, off by default (TaggerConfig; docs/release-options.md):
+    variance_map: str = "softplus"  # v from its raw parameter (tag_names.VARIANCE_MAPS)
+    likelihood_variance: str = "v"  # continuous L(m)'s variance (tag_names.LIKELIHOOD_VARIANCES)
+    m_floor: float = 0.0  # continuous cost: log(m_k + m_floor)
+    norm_epsilon: float = NORM_EPSILON  # the input projection's and read-outs' normalisations
+    tag_norm: str | None = None  # their kind; None: as ``norm``
     valid_examples: int = 1000  # validation examples scored after every epoch
 
     def with_overrides(self, **overrides: Any) -> "Preset":

@@ -16,13 +16,42 @@ from typing import Literal
 
 import torch
 
-from tagmodels.tagger.tag_names import DELTA_Z_FORMS, DeltaZForm
+from tagmodels.tagger.tag_names import (
+    DELTA_Z_FORMS,
+    LIKELIHOOD_VARIANCES,
+    VARIANCE_MAPS,
+    DeltaZForm,
+    LikelihoodVariance,
+    VarianceMap,
+)
 
 InputKind = Literal["binary", "continuous"]
 
 # The binary mixture probability p is squashed affinely into [eps, 1 - eps] before the
 # cross-entropy, p (1 - 2 eps) + eps: unlike a clamp, a confidently wrong pixel keeps a gradient.
 BINARY_EPS = 1e-4
+
+
+def variance(raw: torch.Tensor, variance_map: VarianceMap) -> torch.Tensor:
+    """v > 0 from its raw parameter p: softplus(p) or exp(asinh(p)) = p + sqrt(p^2 + 1).
+
+    exp(asinh(p)) is evaluated as such: asinh is odd, so for p < 0 it equals
+    1 / (sqrt(p^2 + 1) - p) without the cancellation of p + sqrt(p^2 + 1).
+    """
+    if variance_map == "softplus":
+        return torch.nn.functional.softplus(raw)
+    if variance_map == "exp-asinh":
+        return torch.exp(torch.asinh(raw))
+    raise ValueError(f"unknown variance_map {variance_map!r}: choose one of {', '.join(VARIANCE_MAPS)}")
+
+
+def raw_variance(v: float, variance_map: VarianceMap) -> float:
+    """The raw parameter p that ``variance`` maps to v (its inverse)."""
+    if variance_map == "softplus":
+        return math.log(math.expm1(v))
+    if variance_map == "exp-asinh":
+        return math.sinh(math.log(v))
+    raise ValueError(f"unknown variance_map {variance_map!r}: choose one of {', '.join(VARIANCE_MAPS)}")
 
 
 def corrupt(x: torch.Tensor, kind: InputKind, noise: float) -> torch.Tensor:
@@ -46,6 +75,7 @@ def delta_z_and_likelihood(
     noise: float,
     v: torch.Tensor | None = None,
     delta_z_form: DeltaZForm = "equation-4",
+    likelihood_variance: LikelihoodVariance = "v",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The inference inputs delta z_k and L(m_k), each (B, K, N) (equations 4 and 5).
 
@@ -53,7 +83,8 @@ def delta_z_and_likelihood(
     corrupted input: the binary one is Appendix A.5's exact gradient of log p(x~) up to a
     positive constant; the continuous one follows ``delta_z_form``. L(m_k) is the
     likelihood of x~ under group k alone, normalised over k (a likelihood ratio, not
-    weighted by m).
+    weighted by m); continuous: with variance sigma^2 + v, or sigma^2 + v^2 when
+    ``likelihood_variance`` is "v-squared" (only L(m): delta z keeps sigma^2 + v).
     """
     x_t = x_tilde.unsqueeze(1)
     m = log_m.exp()
@@ -77,7 +108,15 @@ def delta_z_and_likelihood(
     else:
         raise ValueError(f"unknown delta_z_form {delta_z_form!r}: choose one of {', '.join(DELTA_Z_FORMS)}")
     delta_z = weight * (x_t - z)
-    return delta_z, torch.softmax(log_z_tilde, dim=1)
+    if likelihood_variance == "v":
+        log_likelihood = log_z_tilde
+    elif likelihood_variance == "v-squared":
+        log_likelihood = gaussian_log_density(x_t, z, v**2 + noise**2)
+    else:
+        raise ValueError(
+            f"unknown likelihood_variance {likelihood_variance!r}: choose one of {', '.join(LIKELIHOOD_VARIANCES)}"
+        )
+    return delta_z, torch.softmax(log_likelihood, dim=1)
 
 
 def negative_log_likelihood(
@@ -86,11 +125,17 @@ def negative_log_likelihood(
     z: torch.Tensor,
     log_m: torch.Tensor,
     v: torch.Tensor | None = None,
+    m_floor: float = 0.0,
 ) -> torch.Tensor:
-    """-log q(x) per element (B, N) with q(x) = sum_k m_k q(x | z_k) (equation 2): the denoising cost."""
+    """-log q(x) per element (B, N) with q(x) = sum_k m_k q(x | z_k) (equation 2): the denoising cost.
+
+    Continuous inputs with ``m_floor`` > 0 weight group k by m_k + m_floor (the 2016 release
+    adds 1e-5 inside the log), so a group with m_k = 0 still gets a gradient for its z_k.
+    """
     if kind == "binary":
         p = (log_m.exp() * z).sum(dim=1) * (1.0 - 2.0 * BINARY_EPS) + BINARY_EPS
         return -(x * torch.log(p) + (1.0 - x) * torch.log1p(-p))
     assert v is not None, "continuous inputs need the variance v"
-    log_q = torch.logsumexp(log_m + gaussian_log_density(x.unsqueeze(1), z, v), dim=1)
+    log_weight = log_m if m_floor == 0 else torch.log(log_m.exp() + m_floor)
+    log_q = torch.logsumexp(log_weight + gaussian_log_density(x.unsqueeze(1), z, v), dim=1)
     return -log_q

@@ -77,6 +77,11 @@ def tagger_config(preset: Preset, n_inputs: int, kind: str) -> TaggerConfig:
         initial_variance=preset.initial_variance,
         delta_z_form=preset.delta_z_form,  # type: ignore[arg-type]
         z_input=preset.z_input,  # type: ignore[arg-type]
+        variance_map=preset.variance_map,  # type: ignore[arg-type]
+        likelihood_variance=preset.likelihood_variance,  # type: ignore[arg-type]
+        m_floor=preset.m_floor,
+        norm_epsilon=preset.norm_epsilon,
+        tag_norm=preset.tag_norm,  # type: ignore[arg-type]
     )
 
 
@@ -109,10 +114,12 @@ def _check_positive(preset: Preset) -> None:
     for name in ("epochs", "batch_size", "groups", "iterations", "eval_iterations"):
         if getattr(preset, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(preset, name)}")
-    for name in ("lr", "initial_variance"):
+    for name in ("lr", "initial_variance", "norm_epsilon"):
         value = getattr(preset, name)
         if not (math.isfinite(value) and value > 0):
             raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+    if not (math.isfinite(preset.m_floor) and preset.m_floor >= 0):
+        raise UserError(f"--m-floor must be a non-negative number, got {preset.m_floor}")
 
 
 def check_run_config(config: Any, source: Path) -> None:
