@@ -50,18 +50,20 @@ class GaussianCombinator(nn.Module):
 
 @dataclass
 class LadderOutput:
-    """One pass: the top activation and its logits, the lateral signals z_l and the
-    reconstructions z^_l.
+    """One pass: the top activation and its logits, the lateral signals z_l, the
+    reconstructions z^_l and the pre-activations W_l h_{l-1} before their normalisation.
 
     ``top_logits`` is c (z_L + b_L) for a softmax top (heads take log_softmax of it, which
     is stable), the pre-activation z_L + b_L for a ReLU top. Index 0 of the lists is the
-    input layer (its lateral signal is the input itself), index L the top.
+    input layer (its lateral signal is the input itself), index L the top; ``pre_activation``
+    runs from layer 1 (its index 0 is layer 1).
     """
 
     top: torch.Tensor
     top_logits: torch.Tensor
     lateral: list[torch.Tensor]
     reconstruction: list[torch.Tensor]
+    pre_activation: list[torch.Tensor]
 
 
 class Ladder(nn.Module):
@@ -115,9 +117,10 @@ class Ladder(nn.Module):
     def forward(self, x: torch.Tensor, noise_std: float = 0.0) -> LadderOutput:
         """Encode ``x`` (rows x input width) and decode it back down to the input layer."""
         h = x + noise_std * torch.randn_like(x) if noise_std else x
-        lateral = [h]
+        lateral, pre_activation = [h], []
         for layer in range(self.depth):
-            z = self.encoder_norm[layer](self.encoder[layer](h))
+            pre_activation.append(self.encoder[layer](h))
+            z = self.encoder_norm[layer](pre_activation[-1])
             if noise_std:
                 z = z + noise_std * torch.randn_like(z)
             lateral.append(z)
@@ -137,4 +140,6 @@ class Ladder(nn.Module):
             z_hat = self.combinator[layer](lateral[layer], u)
             reconstruction.append(z_hat)
         reconstruction.reverse()
-        return LadderOutput(top=top, top_logits=top_logits, lateral=lateral, reconstruction=reconstruction)
+        return LadderOutput(
+            top=top, top_logits=top_logits, lateral=lateral, reconstruction=reconstruction, pre_activation=pre_activation
+        )
