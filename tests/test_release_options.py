@@ -14,9 +14,13 @@ from tagtool_cli.model_commands import RESUME_OPTIONS, train
 from torch import nn
 
 from tagdata.errors import UserError
+from tagmodels.baselines.fc_ladder import FCLadder
+from tagmodels.benchmark.grid import Benchmark, build_classifier
+from tagmodels.benchmark.settings import Choices, get_scale
 from tagmodels.tagger import tag
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.tagger.tag_names import RELEASE_INITIAL_VARIANCE
+from tagmodels.training.data import SplitTensors
 from tagmodels.training.grouping import new_run_config
 from tagmodels.training.resume import held_settings
 
@@ -168,3 +172,72 @@ def test_release_options_reach_config_and_resume_holds_them(texture_file, tmp_pa
     result = invoke("train", "--out", out, "--resume", "--epochs", "2", "--quiet", "--m-floor", 1e-5)
     assert result.exit_code == 0, result.output
     assert {name: json.loads((out / "config.json").read_text())["tagger"][name] for name in RELEASE} == RELEASE
+
+
+# ------------------------------------------------------------------ FC Ladder and Table 2 choices
+
+
+def test_fc_ladder_normalises_the_reconstruction_with_the_clean_batch_statistics():
+    """Rasmus et al., Algorithm 1: C_d = sum_l lambda_l |(z^_l - mu_l) / sigma_l - z_l|^2 / width,
+    mu_l and sigma_l^2 the clean pass's batch mean and variance of W_l h_{l-1} (not of the input)."""
+    torch.manual_seed(0)
+    model = FCLadder(16, [12, 10, 8, 8, 6], normalise_reconstruction=True)
+    x = torch.rand(20, 16)
+    torch.manual_seed(1)
+    noisy = model.ladder(x, 0.3)
+    clean = model.ladder(x)
+    h, stats = x, []
+    for layer in range(model.ladder.depth):
+        pre = h @ model.ladder.encoder[layer].weight.T
+        stats.append((pre.mean(0), pre.var(0, unbiased=False)))
+        h = clean.lateral[layer + 1] + model.ladder.encoder_affine[layer].bias
+        h = torch.relu(h) if layer < model.ladder.depth - 1 else h
+    normalised = [noisy.reconstruction[0]] + [
+        (r - mean) / torch.sqrt(var + 1e-5) for r, (mean, var) in zip(noisy.reconstruction[1:], stats)]
+    expected = sum(w * ((r - z) ** 2).mean() for w, r, z in zip(model.denoising_weights, normalised, clean.lateral))
+    torch.testing.assert_close(model.denoising_cost(noisy, clean), expected)
+    model.normalise_reconstruction = False
+    direct = sum(w * ((r - z) ** 2).mean()
+                 for w, r, z in zip(model.denoising_weights, noisy.reconstruction, clean.lateral))
+    torch.testing.assert_close(model.denoising_cost(noisy, clean), direct)
+    assert not torch.isclose(direct, expected)
+
+
+def tiny_split(n: int = 8, side: int = 6) -> SplitTensors:
+    torch.manual_seed(0)
+    return SplitTensors(kind="texture-mnist", images=torch.rand(n, 1, side, side),
+                        segmentation=torch.zeros(n, side * side, dtype=torch.long), labels=torch.zeros(n, 1, dtype=torch.long))
+
+
+def test_ladder_weights_per_budget_and_normalised_reconstruction_reach_the_fc_ladder():
+    paper = get_scale("paper")
+    few, all_labels = [1000.0, 10.0, 0.1, 0.1, 0.1, 0.1, 0.1], [1000.0, 1.0, 0.01, 0.01, 0.01, 0.01, 0.01]
+    assert [paper.settings("fc-ladder", b)["denoising_weights"] for b in ("50000", "1000")] == [few, few]
+    assert paper.settings("fc-ladder", "50000")["normalise_reconstruction"] is False
+    chosen = paper.with_choices(Choices(ladder_weights="per-budget", ladder_normalise_reconstruction=True))
+    assert [chosen.settings("fc-ladder", b)["denoising_weights"] for b in ("50000", "1000")] == [all_labels, few]
+    settings = {**chosen.settings("fc-ladder", "50000"), "widths": [12, 10, 8, 8, 6]}
+    model = build_classifier("fc-ladder", settings, tiny_split())
+    assert model.denoising_weights == tuple(all_labels) and model.normalise_reconstruction
+
+
+@pytest.mark.parametrize("scale, lr", [("paper", 5e-4), ("cpu", 1e-3), ("quick", 5e-4)])
+def test_tagger_supervised_choice_reaches_the_classifier(scale, lr):
+    runner = get_scale(scale).settings("tagger", "1000")
+    assert (runner["classification_weight"], runner["noise"]) == (0.1, 0.18)
+    settings = get_scale(scale).with_choices(Choices(tagger_supervised="pretrained")).settings("tagger", "1000")
+    assert (settings["classification_weight"], settings["noise"], settings["lr"]) == (0.05, 0.15, lr)
+    tagger = Tagger(TaggerConfig(n_inputs=36, input_kind="continuous", widths=(12, 8, 4)))
+    model = build_classifier("tagger", {**settings, "fresh_widths": [6, 5]}, tiny_split(), tagger)
+    assert model.classification_weight == 0.05 and model.tagger.config.noise == 0.15
+
+
+def test_a_benchmark_directory_holds_one_set_of_choices(tmp_path):
+    out = tmp_path / "bench"
+    Benchmark(out, get_scale("quick"), torch.device("cpu")).open()
+    assert json.loads((out / "benchmark.json").read_text())["choices"] == Choices().to_dict()
+    result = invoke("benchmark", "--out", out, "--scale", "quick", "--ladder-weights", "per-budget", "--quiet")
+    assert result.exit_code == 1
+    assert "other choices (the defaults); use another --out for ladder_weights per-budget" in result.output
+    with pytest.raises(UserError, match="unknown Ladder weights"):
+        Choices(ladder_weights="all")

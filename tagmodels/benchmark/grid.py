@@ -32,7 +32,7 @@ from tagdata.provenance import portable_path
 from tagmodels import zoo
 from tagmodels.benchmark.label_budget import labelled_subset
 from tagmodels.benchmark.permutation import permute_split, pixel_permutation
-from tagmodels.benchmark.settings import Scale
+from tagmodels.benchmark.settings import Choices, Scale
 from tagmodels.benchmark.table import write_table
 from tagmodels.metrics import PAPER_AMI_AVERAGE
 from tagmodels.tagger.classifier import TaggerClassifier
@@ -106,6 +106,7 @@ def build_classifier(method: str, settings: dict[str, Any], train: SplitTensors,
         return zoo.create(
             method, n_inputs=n_inputs, widths=settings["widths"], noise_std=settings["noise_std"],
             denoising_weights=settings["denoising_weights"],
+            normalise_reconstruction=settings.get("normalise_reconstruction", False),  # absent in older runs
         )
     if method == "convnet":
         return zoo.create(method, image_size=tuple(train.images.shape[-2:]), channels=tuple(settings["channels"]))
@@ -162,15 +163,21 @@ class Benchmark:
         if self.out.exists() and not self.out.is_dir():
             raise UserError(f"--out {self.out} is a file, not a directory")
         meta = self.out / META
-        held = read_json(meta).get("scale") if meta.exists() else None
-        if held not in (None, self.scale.name):
+        held = read_json(meta) if meta.exists() else {}
+        if held.get("scale") not in (None, self.scale.name):
             raise UserError(
-                f"{self.out} holds a {held}-scale benchmark; use another --out for --scale {self.scale.name}"
+                f"{self.out} holds a {held['scale']}-scale benchmark; use another --out for --scale {self.scale.name}"
+            )
+        held_choices = Choices(**held.get("choices", {}))
+        if held and held_choices != self.scale.choices:
+            raise UserError(
+                f"{self.out} holds a benchmark with other choices ({held_choices.describe() or 'the defaults'}); "
+                f"use another --out for {self.scale.choices.describe() or 'the defaults'}"
             )
         for sub in ("data", "runs", "tagger-unsupervised"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
-        if held is None:
-            write_json(meta, {"scale": self.scale.name, "note": self.scale.note})
+        if not held:
+            write_json(meta, {"scale": self.scale.name, "note": self.scale.note, "choices": self.scale.choices.to_dict()})
 
     # ------------------------------------------------------------------ data
 

@@ -13,6 +13,13 @@ a few epochs, and the Tagger's unsupervised phase from the ``texture-cpu`` prese
 batches of 32; docs/textures.md), since at this budget BatchNorm does not group at all. Its
 figures show the ordering of the models at a budget two cores finish, not the paper's.
 
+Three choices (``Choices``) apply to any scale, each defaulting to this toolkit's setting:
+the Table 2 Tagger's supervised phase as the 2016 release's runner script sets it
+("runner") or as its released pretrained model was trained ("pretrained"); the FC Ladder's
+denoising weights, Rasmus et al.'s 100-label ones for both budgets ("few-labels") or theirs
+for each budget ("per-budget"); and whether the FC Ladder normalises its reconstructions
+with the clean batch statistics before the cost (Rasmus et al., Algorithm 1).
+
 "quick" is a smoke check that runs the whole grid on two CPU cores in well under 15
 minutes: the same learning rates and costs, but far fewer epochs, layers 6 to 15 times
 narrower, 5,000 training examples (1,000 labelled + 4,000 unlabelled in the semi-supervised
@@ -22,7 +29,7 @@ budget the fully connected models stay near chance on these datasets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tagdata.errors import UserError
@@ -31,7 +38,53 @@ DATASETS = ("texture-mnist1", "texture-mnist2")
 METHODS = ("fc-mlp", "fc-ladder", "tagger", "convnet")  # the paper's row order
 SCALES = ("paper", "cpu", "quick")
 BUDGETS = ("50000", "1000")  # the paper's label budgets; "50000" means every training label
+# Rasmus et al.'s denoising weights lambda_l, input first, for a Ladder of our depth (six
+# layers to the output): with few labels (their 100-label model) and with all labels.
 LADDER_DENOISING_WEIGHTS = [1000.0, 10.0, 0.1, 0.1, 0.1, 0.1, 0.1]
+LADDER_ALL_LABELS_DENOISING_WEIGHTS = [1000.0, 1.0, 0.01, 0.01, 0.01, 0.01, 0.01]
+LADDER_WEIGHTS = ("few-labels", "per-budget")
+# The Table 2 Tagger's supervised phase: the 2016 release's runner script, or the settings
+# its released pretrained TextureMNIST model was trained with (the result of a grid over the
+# class-cost weight). A scale's own values (the cpu scale's lr) take precedence.
+TAGGER_SUPERVISED = {
+    "runner": {"noise": 0.18, "classification_weight": 0.1, "lr": 2e-4},
+    "pretrained": {"noise": 0.15, "classification_weight": 0.05, "lr": 5e-4},
+}
+
+
+@dataclass(frozen=True)
+class Choices:
+    """Named choices between this toolkit's defaults and the 2016 release's or Rasmus et al.'s
+    settings; a benchmark directory holds one set of them (benchmark.json)."""
+
+    tagger_supervised: str = "runner"  # a TAGGER_SUPERVISED key
+    ladder_weights: str = "few-labels"  # or "per-budget" (LADDER_WEIGHTS)
+    ladder_normalise_reconstruction: bool = False  # Rasmus et al., Algorithm 1
+
+    def __post_init__(self) -> None:
+        if self.tagger_supervised not in TAGGER_SUPERVISED:
+            raise UserError(f"unknown Tagger supervised setting {self.tagger_supervised!r}; "
+                            f"choose one of {', '.join(TAGGER_SUPERVISED)}")
+        if self.ladder_weights not in LADDER_WEIGHTS:
+            raise UserError(f"unknown Ladder weights {self.ladder_weights!r}; choose one of {', '.join(LADDER_WEIGHTS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """The choices that differ from the defaults, for table.md ("" when none do)."""
+        default = Choices()
+        return ", ".join(f"{name} {value}" for name, value in asdict(self).items() if getattr(default, name) != value)
+
+    def method_settings(self, method: str, labels: str) -> dict[str, Any]:
+        """The settings these choices give one cell, beneath the scale's own."""
+        if method == "tagger":
+            return dict(TAGGER_SUPERVISED[self.tagger_supervised])
+        if method == "fc-ladder":
+            all_labels = self.ladder_weights == "per-budget" and labels == "50000"
+            weights = LADDER_ALL_LABELS_DENOISING_WEIGHTS if all_labels else LADDER_DENOISING_WEIGHTS
+            return {"denoising_weights": list(weights), "normalise_reconstruction": self.ladder_normalise_reconstruction}
+        return {}
 
 
 @dataclass(frozen=True)
@@ -45,10 +98,14 @@ class Scale:
     tagger_preset: str  # the unsupervised phase: a tagmodels.tagger.presets name ...
     tagger_overrides: dict[str, Any] = field(default_factory=dict)  # ... with these fields replaced
     note: str = ""
+    choices: Choices = Choices()
 
     def settings(self, method: str, labels: str) -> dict[str, Any]:
         """Settings of one cell (JSON-ready; stored in its config and result)."""
-        return {"batch_size": 100, **self.methods[method][labels]}
+        return {"batch_size": 100, **self.choices.method_settings(method, labels), **self.methods[method][labels]}
+
+    def with_choices(self, choices: Choices) -> "Scale":
+        return replace(self, choices=choices)
 
     def tagger_unsupervised(self) -> dict[str, Any]:
         """The unsupervised phase: preset name and overrides (JSON-ready)."""
@@ -59,7 +116,7 @@ def _both(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {"50000": settings, "1000": settings}
 
 
-_TAGGER_SUPERVISED = {"groups": 4, "iterations": 4, "noise": 0.18, "classification_weight": 0.1, "lr": 2e-4}
+_TAGGER_SUPERVISED = {"groups": 4, "iterations": 4}  # noise, class weight and lr: TAGGER_SUPERVISED
 
 PAPER = Scale(
     name="paper",
@@ -72,7 +129,7 @@ PAPER = Scale(
         },
         "fc-ladder": _both({
             "widths": [3000, 2000, 1000, 500, 250], "noise_std": 0.3,
-            "denoising_weights": LADDER_DENOISING_WEIGHTS, "epochs": 150, "lr": 2e-3, "lr_decay_from": 100,
+            "epochs": 150, "lr": 2e-3, "lr_decay_from": 100,
         }),
         "tagger": _both({"fresh_widths": [500, 250], "epochs": 50, **_TAGGER_SUPERVISED}),
         "convnet": {
@@ -95,7 +152,7 @@ CPU = Scale(
         },
         "fc-ladder": _both({
             "widths": [1000, 500, 250, 250, 250], "noise_std": 0.3,
-            "denoising_weights": LADDER_DENOISING_WEIGHTS, "epochs": 10, "lr": 2e-3, "lr_decay_from": 7,
+            "epochs": 10, "lr": 2e-3, "lr_decay_from": 7,
         }),
         # Far fewer updates than the paper's 50 epochs, hence a higher learning rate.
         "tagger": _both({"fresh_widths": [200, 100], "epochs": 2, **_TAGGER_SUPERVISED, "lr": 1e-3}),
@@ -124,7 +181,7 @@ QUICK = Scale(
         },
         "fc-ladder": _both({
             "widths": [300, 200, 100, 50, 25], "noise_std": 0.3,
-            "denoising_weights": LADDER_DENOISING_WEIGHTS, "epochs": 10, "lr": 2e-3, "lr_decay_from": 7,
+            "epochs": 10, "lr": 2e-3, "lr_decay_from": 7,
         }),
         "tagger": _both({"fresh_widths": [50, 25], "epochs": 4, **_TAGGER_SUPERVISED}),
         "convnet": {

@@ -91,6 +91,8 @@ def _preamble(results: list[dict[str, Any]], scale: Scale | None) -> list[str]:
              "The paper's columns are its Table 2 (5 runs)."]
     if scale is not None:
         lines += ["", f"**Scale: {scale.name}** — {scale.note}."]
+        if scale.choices.describe():
+            lines += ["", f"**Choices** (tagmodels/benchmark/settings.py): {scale.choices.describe()}."]
     devices = sorted({str(r.get("device")) for r in results})
     commits = sorted({str(r.get("commit")) for r in results})
     hours = sum(float(r.get("train_seconds", 0)) for r in results) / 3600
