@@ -12,8 +12,8 @@ Denoising weights lambda_l, input first: by default (1000, 10, 0.1, 0.1, 0.1, 0.
 values Rasmus et al. give for their permutation-invariant MNIST model with 100 labels, whose
 encoder has the same depth as this one (six layers to the 10-way output; theirs
 1000-500-250-250-250-10, ours 3000-2000-1000-500-250-10). With all labels they use
-(1000, 1, 0.01, 0.01, 0.01, 0.01, 0.01) (``ALL_LABELS_DENOISING_WEIGHTS``); the benchmark
-uses the 100-label ones for both budgets unless told otherwise (``--ladder-weights``).
+(1000, 1, 0.01, 0.01, 0.01, 0.01, 0.01); the benchmark uses the 100-label ones for both
+budgets unless told otherwise (``tagtool benchmark --ladder-weights``, benchmark/settings.py).
 
 The output layer is the shared Ladder's softmax top, softmax(c (norm(W h) + b)) with its
 learned per-unit scale c. The clean targets z_l are batch-normalised already (unit variance
@@ -36,7 +36,6 @@ from tagmodels.tagger.tag_names import NORM_EPSILON
 
 NOISE_STD = 0.3
 DENOISING_WEIGHTS = (1000.0, 10.0, 0.1, 0.1, 0.1, 0.1, 0.1)  # Rasmus et al., 100 labels
-ALL_LABELS_DENOISING_WEIGHTS = (1000.0, 1.0, 0.01, 0.01, 0.01, 0.01, 0.01)  # Rasmus et al., all labels
 
 
 @contextmanager
