@@ -23,6 +23,7 @@ from tagmodels.tagger.tag_names import RELEASE_INITIAL_VARIANCE
 from tagmodels.training.data import SplitTensors
 from tagmodels.training.grouping import new_run_config
 from tagmodels.training.resume import held_settings
+from tagmodels.zoo import load_run
 
 # Each Tagger option with the 2016 release's value, its --option and a value the release does not use.
 RELEASE = {"variance_map": "exp-asinh", "likelihood_variance": "v-squared", "m_floor": 1e-5,
@@ -166,6 +167,11 @@ def test_release_options_reach_config_and_resume_holds_them(texture_file, tmp_pa
     config = json.loads((out / "config.json").read_text())
     assert {name: config["tagger"][name] for name in RELEASE} == RELEASE
     assert {name: held_settings(config)[name] for name in RELEASE} == RELEASE
+    model = load_run(out, torch.device("cpu")).model  # the trained model carries them
+    assert model.variance.item() == pytest.approx(math.exp(math.asinh(model.v_raw.item())))
+    assert model.config.likelihood_variance == "v-squared" and model.config.m_floor == 1e-5
+    assert isinstance(model.m_norm, nn.BatchNorm1d) and model.m_norm.eps == 1e-10
+    assert isinstance(model.ladder.encoder_norm[0], nn.LayerNorm)
     for name, value in OTHER.items():
         refused = invoke("train", "--out", out, "--resume", "--epochs", "2", "--" + name.replace("_", "-"), value)
         assert refused.exit_code == 1 and f"--{name.replace('_', '-')} {value} contradicts" in refused.output
