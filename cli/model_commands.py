@@ -93,7 +93,8 @@ def _left_behind(out_dir: str) -> str:
               help=_preset_help("continuous L(m)'s variance: sigma^2 + v, or sigma^2 + v^2 as the 2016 release",
                                 "likelihood_variance"))
 @click.option("--m-floor", type=float,
-              help=_preset_help("continuous cost: log(m_k + m-floor) in the mixture (the 2016 release: 1e-5)", "m_floor"))
+              help=_preset_help("continuous cost: log(m_k + m-floor) in the mixture (the 2016 release: 1e-5)",
+                                "m_floor"))
 @click.option("--norm-epsilon", type=float,
               help=_preset_help("epsilon of the input projection's and read-outs' normalisations (the 2016 "
                                 "release: 1e-10)", "norm_epsilon"))

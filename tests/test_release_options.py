@@ -114,7 +114,8 @@ def test_m_floor_by_hand_and_in_the_model_cost():
     xs = torch.rand(4, 6)
     out = model(xs, groups=3, iterations=2, corrupt=False)
     v = model.variance
-    q = ((out.m[-1] + 0.25) * torch.exp(-0.5 * (xs.unsqueeze(1) - out.z[-1]) ** 2 / v) / torch.sqrt(2 * math.pi * v)).sum(1)
+    gaussian = torch.exp(-0.5 * (xs.unsqueeze(1) - out.z[-1]) ** 2 / v) / torch.sqrt(2 * math.pi * v)
+    q = ((out.m[-1] + 0.25) * gaussian).sum(1)
     assert out.cost[-1].item() == pytest.approx(-torch.log(q).mean().item(), rel=1e-5)
 
 
@@ -212,7 +213,8 @@ def test_fc_ladder_normalises_the_reconstruction_with_the_clean_batch_statistics
 def tiny_split(n: int = 8, side: int = 6) -> SplitTensors:
     torch.manual_seed(0)
     return SplitTensors(kind="texture-mnist", images=torch.rand(n, 1, side, side),
-                        segmentation=torch.zeros(n, side * side, dtype=torch.long), labels=torch.zeros(n, 1, dtype=torch.long))
+                        segmentation=torch.zeros(n, side * side, dtype=torch.long),
+                        labels=torch.zeros(n, 1, dtype=torch.long))
 
 
 def test_ladder_weights_per_budget_and_normalised_reconstruction_reach_the_fc_ladder():
@@ -247,3 +249,6 @@ def test_a_benchmark_directory_holds_one_set_of_choices(tmp_path):
     assert "other choices (the defaults); use another --out for ladder_weights per-budget" in result.output
     with pytest.raises(UserError, match="unknown Ladder weights"):
         Choices(ladder_weights="all")
+    (out / "benchmark.json").write_text(json.dumps({"scale": "quick", "choices": {"ladder": 1}}))
+    with pytest.raises(UserError, match="'choices' holds unknown fields"):
+        Benchmark(out, get_scale("quick"), torch.device("cpu")).open()

@@ -168,7 +168,10 @@ class Benchmark:
             raise UserError(
                 f"{self.out} holds a {held['scale']}-scale benchmark; use another --out for --scale {self.scale.name}"
             )
-        held_choices = Choices(**held.get("choices", {}))
+        try:
+            held_choices = Choices(**held.get("choices", {}))
+        except TypeError:
+            raise UserError(f"{meta}: 'choices' holds unknown fields; delete the file or use another --out") from None
         if held and held_choices != self.scale.choices:
             raise UserError(
                 f"{self.out} holds a benchmark with other choices ({held_choices.describe() or 'the defaults'}); "
@@ -177,7 +180,8 @@ class Benchmark:
         for sub in ("data", "runs", "tagger-unsupervised"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         if not held:
-            write_json(meta, {"scale": self.scale.name, "note": self.scale.note, "choices": self.scale.choices.to_dict()})
+            choices = self.scale.choices.to_dict()
+            write_json(meta, {"scale": self.scale.name, "note": self.scale.note, "choices": choices})
 
     # ------------------------------------------------------------------ data
 

@@ -66,7 +66,9 @@ class Choices:
             raise UserError(f"unknown Tagger supervised setting {self.tagger_supervised!r}; "
                             f"choose one of {', '.join(TAGGER_SUPERVISED)}")
         if self.ladder_weights not in LADDER_WEIGHTS:
-            raise UserError(f"unknown Ladder weights {self.ladder_weights!r}; choose one of {', '.join(LADDER_WEIGHTS)}")
+            raise UserError(
+                f"unknown Ladder weights {self.ladder_weights!r}; choose one of {', '.join(LADDER_WEIGHTS)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,7 +85,9 @@ class Choices:
         if method == "fc-ladder":
             all_labels = self.ladder_weights == "per-budget" and labels == "50000"
             weights = LADDER_ALL_LABELS_DENOISING_WEIGHTS if all_labels else LADDER_DENOISING_WEIGHTS
-            return {"denoising_weights": list(weights), "normalise_reconstruction": self.ladder_normalise_reconstruction}
+            return {
+                "denoising_weights": list(weights), "normalise_reconstruction": self.ladder_normalise_reconstruction
+            }
         return {}
 
 

@@ -141,5 +141,6 @@ class Ladder(nn.Module):
             reconstruction.append(z_hat)
         reconstruction.reverse()
         return LadderOutput(
-            top=top, top_logits=top_logits, lateral=lateral, reconstruction=reconstruction, pre_activation=pre_activation
+            top=top, top_logits=top_logits, lateral=lateral, reconstruction=reconstruction,
+            pre_activation=pre_activation,
         )
