@@ -61,8 +61,8 @@ def compare(run_dirs, png_out, json_out, epochs):
     click.echo(f"wrote {png_out}: {', '.join(f'{n} ({len(h)} epochs)' for n, h in histories.items())}")
     if json_out:
         write_json(Path(json_out), {
-            "runs": {name: {"training": configs[name]["training"], "tagger": configs[name].get("tagger"),
-                            "provenance": configs[name]["provenance"], "history": histories[name]}
+            "runs": {name: {"training": configs[name].get("training"), "tagger": configs[name].get("tagger"),
+                            "provenance": configs[name].get("provenance"), "history": histories[name]}
                      for name in runs},
             **provenance("cpu"),
         })
@@ -82,6 +82,7 @@ def compare(run_dirs, png_out, json_out, epochs):
 @threads_option
 def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, device, precision, threads):
     """Learning check: full TAG against delta z zeroed and L(m) zeroed, AMI per iteration."""
+    from tagdata.atomic import new_directory
     from tagmodels.device import resolve_device
     from tagmodels.training.ablation import run_ablation
     from tagmodels.training.precision import configure, describe
@@ -90,10 +91,11 @@ def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, dev
     dev = resolve_device(device)
     precision = configure(dev, precision, threads)
     click.echo(describe(dev, precision, False))
-    result = run_ablation(
-        existing_file(data_path), Path(out_dir), preset, seed, dev, iterations, precision,
-        log=click.echo, adapt_threads=threads == "auto", **({"epochs": epochs} if epochs else {}),
-    )
+    with new_directory(out_dir):
+        result = run_ablation(
+            existing_file(data_path), Path(out_dir), preset, seed, dev, iterations, precision,
+            log=click.echo, adapt_threads=threads == "auto", **({"epochs": epochs} if epochs else {}),
+        )
     if json_out:
         write_json(Path(json_out), result)
 
@@ -121,12 +123,12 @@ def generalization(run_dir, data_paths, group_counts, iterations, limit, checkpo
 
     dev = resolve_device(device)
     run = RunDir(run_dir)
-    model, config = load_tagger(run, dev, checkpoint)
+    loaded = load_tagger(run, dev, checkpoint)
+    model, config = loaded.model, loaded.config
     datasets = {}
     for path in data_paths:
         data = load_split(existing_file(path), "test", dev, limit)
-        if data.x.shape[1] != model.config.n_inputs:
-            raise UserError(f"{path} has {data.x.shape[1]} pixels per image but the model takes {model.config.n_inputs}")
+        data.check_inputs(model.config.n_inputs, path)
         datasets[Path(path).stem] = data
     iterations = iterations or config["training"]["eval_iterations"]
     table = generalization_table(model, datasets, list(group_counts) or [2, 3, 4, 5], iterations,
@@ -134,7 +136,7 @@ def generalization(run_dir, data_paths, group_counts, iterations, limit, checkpo
     text = render(table, f"Generalisation of {Path(run_dir).name} ({len(run.history())} epochs, {checkpoint} checkpoint)")
     click.echo(text, nl=False)
     table.update({"run": portable_path(run_dir), "checkpoint": checkpoint, "trained_epochs": len(run.history()),
-                  "training_preset": config["preset"], "norm": model.config.norm, **provenance(dev, 0)})
+                  "training_preset": config.get("preset"), "norm": model.config.norm, **provenance(dev, 0)})
     if json_out:
         write_json(Path(json_out), table)
     if md_out:

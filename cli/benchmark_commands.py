@@ -52,7 +52,8 @@ def _expand(value: str, names: tuple[str, ...]) -> list[str]:
 def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute_pixels, tagger_supervised,
               ladder_weights, ladder_normalise_reconstruction, device, precision, compile_model, threads, quiet):
     """Run the grid of Table 2; skips finished cells, resumes half-finished ones, writes DIR/table.md."""
-    from tagmodels.benchmark.grid import Benchmark, grid
+    from tagdata.atomic import new_directory
+    from tagmodels.benchmark.grid import META, Benchmark, grid
     from tagmodels.benchmark.settings import Choices, get_scale
     from tagmodels.device import resolve_device
     from tagmodels.training.precision import configure, describe
@@ -68,7 +69,8 @@ def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute
     )
     on_interrupt(lambda: f"finished cells are kept in {out_dir}; run the same command again to do the rest")
     started = time.perf_counter()
-    bench.run_grid(cells)
+    with new_directory(bench.out, ignore=(META,)):
+        bench.run_grid(cells)
     click.echo(f"{len(cells)} cells in {time.perf_counter() - started:.0f} s -> {bench.out / 'table.md'}")
 
 

@@ -9,12 +9,14 @@ Ctrl-C and SIGTERM end with one line saying what was left (:mod:`tagtool_cli.int
 from __future__ import annotations
 
 import errno
+import re
 
 import click
 from tagtool_cli.interrupts import report, sigterm_as_interrupt
 
 from tagdata.atomic import storage_failure
 from tagdata.errors import UserError
+from tagdata.locking import release_all
 from tagdata.version import __version__
 
 
@@ -43,8 +45,34 @@ class ToolGroup(click.Group):
             raise click.ClickException(f"{where}{storage_failure(err)}") from None
         except MemoryError as err:
             raise click.ClickException(f"out of memory: {err or 'an allocation failed'}") from None
+        except RuntimeError as err:
+            shortage = memory_shortage(err)
+            if shortage is None:
+                raise
+            raise click.ClickException(shortage) from None
         except KeyboardInterrupt as err:
             report(ctx, err)
+        finally:
+            release_all()  # the run directories the command wrote (tagdata.locking)
+
+
+_ALLOCATION = re.compile(r"(?i)tried to allocate ([\d.]+ ?[KMGT]?i?B|\d+ bytes)")
+
+
+def memory_shortage(err: RuntimeError) -> str | None:
+    """The one line for torch's failed allocation (CPU: "DefaultCPUAllocator: can't allocate
+    memory", CUDA: torch.OutOfMemoryError), or None for any other RuntimeError."""
+    text = str(err)
+    if type(err).__name__ != "OutOfMemoryError" and "can't allocate memory" not in text:
+        return None
+    size = _ALLOCATION.search(text)
+    if size and size.group(1).endswith(" bytes"):
+        asked = f"{int(size.group(1).split()[0]) / 2**30:.1f} GiB"
+    else:
+        asked = size.group(1) if size else "more than is free"
+    device = "the GPU" if type(err).__name__ == "OutOfMemoryError" else "this machine"
+    return (f"out of memory: an allocation of {asked} failed on {device}; "
+            "use a smaller --batch-size, --groups or model")
 
 
 @click.group(cls=ToolGroup, context_settings={"help_option_names": ["-h", "--help"]})

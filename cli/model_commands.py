@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import click
@@ -140,7 +139,7 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
                  if ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE}
         for warning in resume_config(run, config, given, dev):
             click.echo(f"Warning: {warning}", err=True)
-        starting = contextlib.nullcontext()
+        starting = run.resumed(config)
     else:
         if data_path is None:
             raise UserError("--data is required for a new run")
@@ -194,21 +193,21 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
     from tagmodels.paper import SHAPES_TRAINING_HOURS, table_1a_beside
     from tagmodels.tagger.evaluation import evaluate_grouping
     from tagmodels.training.data import load_split, most_objects
-    from tagmodels.training.grouping import BEST, load_tagger
+    from tagmodels.training.grouping import load_tagger
     from tagmodels.training.loop import training_seconds
     from tagmodels.training.progress import forward_progress
     from tagmodels.training.runs import RunDir, provenance, write_json
 
     dev = resolve_device(device)
     run = RunDir(run_dir)
-    model, config = load_tagger(run, dev, checkpoint)
+    loaded = load_tagger(run, dev, checkpoint)
+    model, config = loaded.model, loaded.config
     training = config["training"]
     data_path = existing_file(data_path or config["data"])
     iterations = iterations or training["eval_iterations"]
     groups = groups or training["groups"]
     data = load_split(data_path, split, dev, limit)
-    if data.x.shape[1] != model.config.n_inputs:
-        raise UserError(f"{data_path} has {data.x.shape[1]} pixels per image but the model takes {model.config.n_inputs}")
+    data.check_inputs(model.config.n_inputs, data_path)
     with tagdata.open_dataset(data_path) as file:
         if cost_split not in file.splits:
             cost_split = split
@@ -220,8 +219,10 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
             model, data.x, data.segmentation, groups, iterations, training["batch_size"], seed, cost_x=cost_data.x
         )
     seconds = time.perf_counter() - started
-    history = run.history()
-    epoch = len(history) if checkpoint == "last" else BEST.best_epoch(history)
+    # The epoch the evaluated checkpoint holds, by its own history; the run's whole history is
+    # the last checkpoint's (metrics.jsonl may lag it), else metrics.jsonl.
+    epoch = RunDir.checkpoint_epoch({"history": loaded.history})
+    history = loaded.history if checkpoint == "last" else run.history()
     click.echo(f"{run_dir} ({checkpoint} checkpoint, epoch {epoch})  AMI on {split} ({len(data)} examples), "
                f"cost on {cost_split} ({len(cost_data)}), K={groups} groups")
     click.echo(f"{'iteration':>9} {'AMI':>7} {'ARI':>7} {'cost':>8}")
@@ -290,15 +291,15 @@ def visualize(run_dir, data_path, png_out, split, count, iterations, groups, rem
     from tagmodels.training.runs import RunDir
 
     dev = resolve_device(device)
-    model, config = load_tagger(RunDir(run_dir), dev, checkpoint)
+    loaded = load_tagger(RunDir(run_dir), dev, checkpoint)
+    model, config = loaded.model, loaded.config
     iterations = iterations or config["training"]["eval_iterations"]
     groups = groups or config["training"]["groups"]
     if remove_group is not None and not 0 <= remove_group < groups:
         raise UserError(f"--remove-group must be a group index in 0..{groups - 1}, got {remove_group}")
     data_path = existing_file(data_path or config["data"])
     data = load_split(data_path, split, dev, limit=count)
-    if data.x.shape[1] != model.config.n_inputs:
-        raise UserError(f"{data_path} has {data.x.shape[1]} pixels per image but the model takes {model.config.n_inputs}")
+    data.check_inputs(model.config.n_inputs, data_path)
     figure = tagger_figure(model, data.images, groups, iterations, remove_group, seed)
     save_png(figure, png_out)
     click.echo(f"wrote {png_out}: {len(data)} examples x {_iterations(iterations)}, K={groups}")

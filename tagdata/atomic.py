@@ -20,9 +20,11 @@ import errno
 import fcntl
 import os
 import re
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from tagdata.errors import UserError
 
@@ -35,9 +37,15 @@ def temporary_pattern(path: Path) -> str:
 
 
 def check_writable(path: str | Path) -> Path:
-    """Refuse an output path before any work is done: its directory must exist and the
-    path must not name a directory."""
+    """Refuse an output path before any work is done: its directory must exist, and the
+    path must name neither a directory nor a symbolic link that loops (which ``exists()``
+    reports as absent, so that it would be replaced without a word)."""
     path = Path(path)
+    try:
+        path.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UserError(f"output path {path} is a symbolic link that loops; remove it or give another name") from None
     if not path.parent.is_dir():
         raise UserError(f"output directory {path.parent} does not exist")
     if path.is_dir():
@@ -92,6 +100,21 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         raise UserError(f"cannot write {path}: {cause}") from None
     finally:
         os.close(fd)
+
+
+@contextmanager
+def new_directory(path: str | Path, ignore: tuple[str, ...] = ()) -> Iterator[None]:
+    """For a command that makes the directory ``path`` as it goes: if the block fails before
+    any file but those named in ``ignore`` is written there, the directory is removed again,
+    so that a refused command leaves no folder behind. An existing directory is left alone."""
+    path = Path(path)
+    existed = path.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and path.is_dir() and all(p.is_dir() or p.name in ignore for p in path.rglob("*")):
+            shutil.rmtree(path)
+        raise
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:

@@ -8,3 +8,8 @@ never a traceback.
 
 class UserError(Exception):
     """Bad input from the user: a missing or corrupt file, a wrong option or shape."""
+
+
+class InvalidArgument(UserError, ValueError):
+    """An argument out of its range given to the Python API (``create("tagger", n_inputs=0)``):
+    a ValueError to API callers, one ``Error:`` line to ``tagtool``."""

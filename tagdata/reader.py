@@ -17,7 +17,7 @@ import numpy as np
 
 from tagdata.errors import UserError
 from tagdata.hashing import array_digest, split_digest
-from tagdata.layout import ARRAY_ORDER, FORMAT, FORMAT_VERSION, UNSCORED
+from tagdata.layout import ARRAY_ORDER, FORMAT, FORMAT_VERSION, UNSCORED, split_layout
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -175,11 +175,34 @@ def _dataset_view(dataset: h5py.Dataset, offset: int, length: int, dtype: str,
 
     def read(rows: Rows) -> np.ndarray:
         shifted = slice(rows.start + offset, rows.stop + offset) if isinstance(rows, slice) else rows + offset
-        data = dataset[shifted]
+        try:
+            data = dataset[shifted]
+        except OSError as err:  # a damaged chunk: h5py names neither the file nor the array
+            raise UserError(f"{dataset.file.filename}: cannot read {dataset.name} (damaged data: "
+                            f"{str(err).splitlines()[0]}); make the file again") from None
         return convert(data, rows) if convert else data.astype(dtype, copy=False)
 
     shape = (length,) + (tail if tail is not None else dataset.shape[1:])
     return ArrayView(shape, dtype, read)
+
+
+def _check_layout(path: Path, name: str, group: h5py.Group) -> None:
+    """Refuse a split whose arrays are not of the layout tagdata writes (uint8 images, masks
+    of another size, images without their (1, H, W) axes, a short segmentation), naming the
+    array, before a model meets them."""
+    images = group["images"]
+    height, width = images.shape[-2:] if images.ndim >= 3 else (0, 0)
+    layers = group["masks"].shape[1] if group["masks"].ndim == 4 else 0
+    objects = group["labels"].shape[1] if group["labels"].ndim == 2 else 0
+    length = len(images)
+    for layout in split_layout(height, width, layers, objects, "textures" in group):
+        data = group[layout.name]
+        expected = np.dtype(layout.dtype).newbyteorder("=")
+        if data.dtype.newbyteorder("=") != expected or data.shape != (length,) + layout.tail:
+            raise UserError(
+                f"{path}: split '{name}' {layout.name} are {data.dtype.newbyteorder('=')} of shape {data.shape}, "
+                f"where tagdata writes {expected} of shape {(length,) + layout.tail} (a foreign or damaged file)"
+            )
 
 
 def _native(file: h5py.File, path: Path) -> TagFile:
@@ -194,6 +217,7 @@ def _native(file: h5py.File, path: Path) -> TagFile:
         missing = [a for a in ARRAY_ORDER[:4] if group is None or a not in group]
         if missing:
             raise UserError(f"{path}: split '{name}' lacks {', '.join(missing)} (corrupt file?)")
+        _check_layout(path, name, group)
         splits[name] = Split(name, {
             a: _dataset_view(group[a], 0, len(group[a]), group[a].dtype.newbyteorder("="))
             for a in ARRAY_ORDER if a in group

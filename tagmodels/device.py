@@ -19,4 +19,8 @@ def resolve_device(name: str | None = None) -> torch.device:
         raise UserError(f"device {name!r} was asked for but this machine has no CUDA GPU")
     if device.type not in ("cpu", "cuda"):
         raise UserError(f"unsupported device {name!r}: use cpu or cuda[:index]")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        present = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise UserError(f"device {name!r} is not present: this machine's CUDA devices are {present}")
     return device

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from tagdata.errors import UserError
+from tagdata.errors import InvalidArgument, UserError
 from tagmodels.baselines.classifiers import FCMLP, ModelC
 from tagmodels.baselines.fc_ladder import FCLadder
 from tagmodels.device import resolve_device
@@ -54,12 +54,28 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 
+SIZES = ("n_inputs", "widths", "image_size", "channels")  # arguments that count units or pixels
+
+
+def _check_sizes(name: str, kwargs: dict[str, Any]) -> None:
+    """Refuse a size below 1 (``n_inputs=0``) by name, before a layer divides by it."""
+    for key in SIZES:
+        if key not in kwargs:
+            continue
+        value = kwargs[key]
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not items or not all(isinstance(item, int) and not isinstance(item, bool) and item >= 1 for item in items):
+            raise InvalidArgument(f"create({name!r}): {key} must be whole numbers of at least 1, got {value!r}")
+
+
 def create(name: str, **kwargs: Any) -> nn.Module:
-    """A fresh model of the zoo by name, e.g. ``create("tagger", n_inputs=400, norm="layer")``."""
+    """A fresh model of the zoo by name, e.g. ``create("tagger", n_inputs=400, norm="layer")``;
+    an unknown name or a size below 1 raises :class:`tagdata.errors.InvalidArgument` (a ValueError)."""
     try:
         entry = MODELS[name]
     except KeyError:
-        raise UserError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
+        raise InvalidArgument(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
+    _check_sizes(name, kwargs)
     return entry.build(**kwargs)
 
 
@@ -82,6 +98,9 @@ def load_run(path: str | Path, device: str | torch.device | None = None, checkpo
     device = resolve_device(None if device is None else str(device))
     model = _rebuild(run, config)
     state = run.load_checkpoint(device, which=checkpoint)
+    if state is None and checkpoint == "best" and run.checkpoint_path.exists():
+        raise UserError(f"{run.path} has no best.pt: benchmark cells keep only their last checkpoint (and a Tagger "
+                        "run stopped before writing best.pt writes it on --resume); use the last checkpoint")
     if state is None:
         raise UserError(f"{run.path} has no {checkpoint} checkpoint yet: train it for at least one epoch")
     model.load_state_dict(state["model"])

@@ -72,7 +72,7 @@ def test_small_tagger_overfits_tiny_shapes_far_above_chance(training_shapes, tmp
     config["tagger"]["widths"] = [200, 100, 50]
     run.create(config)
     train_tagger(run, config, torch.device("cpu"), resume=False, progress=False)
-    model, _ = load_tagger(run, torch.device("cpu"))
+    model = load_tagger(run, torch.device("cpu")).model
     train = load_split(str(training_shapes), "train", limit=100)
     rows = evaluate_grouping(model, train.x, train.segmentation, groups=4, iterations=5)
     assert rows[-1]["ami"] > 0.25  # random groups score 0.00 +- 0.01
@@ -187,7 +187,7 @@ def test_cli_trains_continuous_tagger_on_texture_mnist(texture_file, tmp_path):
     config = json.loads((out / "config.json").read_text())["tagger"]
     assert config["input_kind"] == "continuous" and config["n_inputs"] == 784
     assert config["gate_sigmoid"] and config["data_mean"] == 0.5
-    model, _ = load_tagger(RunDir(out), torch.device("cpu"))
+    model = load_tagger(RunDir(out), torch.device("cpu")).model
     assert model.variance.item() != pytest.approx(torch.nn.functional.softplus(torch.tensor(1.0)).item())
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert history[1]["cost"] < history[0]["cost"]

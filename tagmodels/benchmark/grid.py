@@ -33,7 +33,7 @@ from tagmodels import zoo
 from tagmodels.benchmark.label_budget import labelled_subset
 from tagmodels.benchmark.permutation import permute_split, pixel_permutation
 from tagmodels.benchmark.settings import Choices, Scale
-from tagmodels.benchmark.table import write_table
+from tagmodels.benchmark.table import read_result, write_table
 from tagmodels.metrics import PAPER_AMI_AVERAGE
 from tagmodels.tagger.classifier import TaggerClassifier
 from tagmodels.tagger.model import Tagger, TaggerConfig
@@ -164,6 +164,8 @@ class Benchmark:
             raise UserError(f"--out {self.out} is a file, not a directory")
         meta = self.out / META
         held = read_json(meta) if meta.exists() else {}
+        if not isinstance(held, dict):
+            raise UserError(f"{meta} is not a benchmark's record (a JSON object naming its scale)")
         if held.get("scale") not in (None, self.scale.name):
             raise UserError(
                 f"{self.out} holds a {held['scale']}-scale benchmark; use another --out for --scale {self.scale.name}"
@@ -200,6 +202,10 @@ class Benchmark:
         """train, valid (the per-epoch subset) and test of a dataset, loaded once."""
         if dataset not in self._splits:
             path = self.dataset_path(dataset)
+            with tagdata.open_dataset(path) as file:
+                if file.name != dataset:
+                    raise UserError(f"{path} holds {file.name} ({file.kind}) data, not {dataset}; "
+                                    "delete it to have it made again")
             train = load_split(str(path), "train", self.device)
             expected = (self.scale.splits or {}).get("train")
             if expected is not None and len(train) != expected:
@@ -221,7 +227,7 @@ class Benchmark:
         """The cell's result, and whether it was computed now (False: it existed)."""
         path = self.result_path(cell)
         if path.exists():
-            return read_json(path), False
+            return read_result(path), False
         started = time.perf_counter()
         settings = self.scale.settings(cell.method, cell.labels)
         splits = self.splits(cell.dataset)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tagdata.atomic import atomic_write
+from tagdata.errors import UserError
 from tagmodels.benchmark.settings import BUDGETS, DATASETS, METHODS, Scale
 from tagmodels.paper import TABLE_2
 from tagmodels.training.runs import read_json
@@ -28,9 +29,23 @@ DATASET_TITLES = {
 METHOD_TITLES = {"fc-mlp": "FC MLP", "fc-ladder": "FC Ladder", "tagger": "FC Tagger", "convnet": "ConvNet"}
 
 
+RESULT_FIELDS = {"dataset": str, "method": str, "labels": str, "test_error": (int, float)}
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """A cell's result.json, refused in one line when it lacks what the table reads."""
+    result = read_json(path)
+    if not isinstance(result, dict) or not all(
+        isinstance(result.get(name), kind) and not isinstance(result.get(name), bool) for name, kind in RESULT_FIELDS.items()
+    ):
+        raise UserError(f"{path} is not a benchmark result (it needs {', '.join(RESULT_FIELDS)}); "
+                        "delete it to run the cell again")
+    return result
+
+
 def load_results(directory: Path) -> list[dict[str, Any]]:
     """Every runs/*/result.json of a benchmark directory, in name order."""
-    return [read_json(path) for path in sorted(Path(directory).glob("runs/*/result.json"))]
+    return [read_result(path) for path in sorted(Path(directory).glob("runs/*/result.json"))]
 
 
 def summary(errors: list[float]) -> str:

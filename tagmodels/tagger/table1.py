@@ -26,7 +26,11 @@ MUST_AGREE = ("ami_average_method", "groups", "split", "denoising_cost_split")
 def _load(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text())
-        data["training"]["norm"], data["iterations"][0]["ami"]
+        training, rows = data["training"], data["iterations"]
+        # every field aggregate() reads, of the type it needs
+        if not (training["norm"] in MODEL_NAMES and isinstance(training["seed"], int) and "epochs" in training
+                and rows and all(isinstance(row[key], (int, float)) for row in rows for key in ("ami", "denoising_cost"))):
+            raise TypeError
     except FileNotFoundError:
         raise UserError(f"{path} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError):

@@ -1,8 +1,9 @@
 """The best-validation checkpoint (``best.pt``), kept beside the last one.
 
 Which epoch is best is read from the history (the highest ``valid_ami``, say), so it
-survives kills and resumes: ``best.pt`` is written before the epoch's ``checkpoint.pt``,
-and an epoch lost to a kill between the two is trained again, exactly, and rewrites it.
+survives kills and resumes: ``best.pt`` is written after the epoch's ``checkpoint.pt``, so
+it is never ahead of the run; when a kill or a full disk comes between the two, the resume
+rewrites it from the checkpoint (tagmodels.training.resume.repair_run_files).
 """
 
 from __future__ import annotations

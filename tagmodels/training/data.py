@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 import tagdata
@@ -32,6 +33,15 @@ class SplitTensors:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def check_inputs(self, n_inputs: int, path: str, kind: str | None = None) -> None:
+        """Refuse data of another size, or (given ``kind``, binary or continuous) of another
+        kind, than the model takes: another dataset's file."""
+        if self.x.shape[1] != n_inputs:
+            raise UserError(f"{path} has {self.x.shape[1]} pixels per image but the model takes {n_inputs}")
+        if kind is not None and input_kind(self.kind) != kind:
+            raise UserError(f"{path} holds {self.kind} data ({input_kind(self.kind)} images) but the model "
+                            f"was made for {kind} images")
+
     def head(self, n: int | None) -> "SplitTensors":
         """The first ``n`` examples (all of them when n is None)."""
         if n is None or n >= len(self):
@@ -46,12 +56,26 @@ def load_split(path: str, split: str, device: torch.device | str = "cpu", limit:
             raise UserError(f"{path} has no split {split!r}; it has {', '.join(data.splits)}")
         arrays = data[split].read(0, limit)
         kind = data.kind
+    bad = ~np.isfinite(arrays["images"])
+    if bad.any():
+        first = int(np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))[0])
+        raise UserError(
+            f"{path}: split {split!r} has {int(bad.sum())} pixels that are NaN or infinite (the first in example "
+            f"{first}); the images must be finite numbers: make the file again"
+        )
     return SplitTensors(
         kind=kind,
         images=torch.from_numpy(arrays["images"]).to(device),
         segmentation=torch.from_numpy(arrays["segmentation"]).flatten(1).to(device),
         labels=torch.from_numpy(arrays["labels"]).to(device),
     )
+
+
+def data_identity(path: str) -> dict[str, object]:
+    """What a run records of its data file, to know it again on resume: the split hashes
+    and the seed the file was made with (Fuel files have neither)."""
+    with tagdata.open_dataset(path) as data:
+        return {"seed": data.attrs.get("seed"), "sha256": dict(data.hashes)}
 
 
 def most_objects(segmentation: torch.Tensor) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -20,9 +20,12 @@ from tagmodels.tagger.evaluation import evaluate_grouping
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.tagger.presets import Preset, get_preset
 from tagmodels.training.best import Selection
-from tagmodels.training.data import SplitTensors, input_kind, load_split
+from tagmodels.training.data import SplitTensors, data_identity, input_kind, load_split
 from tagmodels.training.loop import Schedule, fit
 from tagmodels.training.runs import RunDir, provenance
+
+if TYPE_CHECKING:
+    from tagmodels.zoo import Run
 
 VALIDATION_SEED = 1234  # fixed initial m and corruption for the per-epoch validation
 BEST = Selection("valid_ami")  # best.pt: the epoch whose validation AMI is highest
@@ -104,6 +107,7 @@ def new_run_config(
         "model": "tagger",
         "preset": preset_name,
         "data": str(Path(data_path).resolve()),
+        "data_identity": data_identity(data_path),
         "tagger": model.to_dict(),
         "training": {**asdict(preset), "seed": seed, "precision": precision, "compile": compile},
         "provenance": provenance(device, seed),
@@ -165,6 +169,7 @@ def train_tagger(
         valid = load_split(config["data"], "valid", device, limit=training["valid_examples"])
     else:
         train, valid = splits[0], splits[1].head(training["valid_examples"])
+    train.check_inputs(model.config.n_inputs, config["data"], model.config.input_kind)
     objective = GroupingObjective(
         model, train, valid, training["groups"], training["iterations"], training["batch_size"]
     )
@@ -175,11 +180,12 @@ def train_tagger(
     )
 
 
-def load_tagger(run: RunDir, device: torch.device, checkpoint: str = "last") -> tuple[Tagger, dict[str, Any]]:
-    """The trained Tagger of a run (from its last or best checkpoint, eval mode) and the run's config."""
+def load_tagger(run: RunDir, device: torch.device, checkpoint: str = "last") -> "Run":
+    """A Tagger run loaded from its last or best checkpoint: the model (eval mode), the run's
+    config and the checkpoint's own history."""
     from tagmodels.zoo import load_run
 
     loaded = load_run(run.path, device, checkpoint)
     if not isinstance(loaded.model, Tagger):
         raise UserError(f"{run.path} is not a Tagger run (model: {loaded.config.get('model')!r})")
-    return loaded.model, loaded.config
+    return loaded

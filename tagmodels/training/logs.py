@@ -1,7 +1,8 @@
 """Per-epoch logs a researcher can open: metrics.jsonl, metrics.csv, TensorBoard events.
 
 metrics.jsonl and metrics.csv are rewritten from the checkpointed history after every
-epoch, so after a kill and a resume they hold each epoch exactly once. TensorBoard event
+epoch, so after a kill and a resume they hold each epoch exactly once (a kill between the
+checkpoint and them is repaired on resume: tagmodels.training.resume). TensorBoard event
 files (``RUN/tensorboard/``) are written only where the optional ``tensorboard`` package
 imports (``pip install 'tagger-toolkit[tensorboard]'``); a resumed run purges the events
 of epochs it trains again.
@@ -41,6 +42,13 @@ def csv_text(history: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def write_metric_files(run: RunDir, history: list[dict[str, Any]]) -> None:
+    """Rewrite metrics.jsonl and metrics.csv from ``history``."""
+    run.write_metrics(history)
+    text = csv_text(history)
+    atomic_write(run.csv_path, lambda tmp: tmp.write_text(text))
+
+
 def summary_writer_class() -> Any:
     """TensorBoard's SummaryWriter where the tensorboard package imports, else None."""
     try:
@@ -64,9 +72,7 @@ class RunLogs:
 
     def write(self, history: list[dict[str, Any]]) -> None:
         """Record the history, whose last row is the epoch just finished."""
-        self.run.write_metrics(history)
-        text = csv_text(history)
-        atomic_write(self.run.csv_path, lambda tmp: tmp.write_text(text))
+        write_metric_files(self.run, history)
         if self.events is not None:
             row = flat_row(history[-1])
             for key, value in row.items():

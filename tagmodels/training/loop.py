@@ -20,6 +20,7 @@ from tagmodels.training.divergence import check_finite
 from tagmodels.training.logs import RunLogs
 from tagmodels.training.precision import autocast
 from tagmodels.training.progress import TrainingProgress
+from tagmodels.training.resume import repair_run_files
 from tagmodels.training.runs import RunDir
 from tagmodels.training.threads import CoreShare
 
@@ -128,6 +129,7 @@ def fit(
         optimizer.load_state_dict(checkpoint["optimizer"])
         _restore_rng(checkpoint["rng"], order)
         history = checkpoint["history"]
+        repair_run_files(run, history, keep_best, model)
     logs = RunLogs(run, first_epoch=len(history))
     report = TrainingProgress(schedule.epochs, first=len(history), enabled=progress)
     for epoch in range(len(history), schedule.epochs):
@@ -150,7 +152,6 @@ def fit(
         row = {"epoch": epoch + 1, "lr": schedule.lr_at(epoch), "cost": total / len(batches), **validation}
         row["seconds"] = round(train_seconds, 3)
         history.append(row)
-        save_if_best(run, keep_best, history, model)
         run.save_checkpoint(
             {
                 "model": model.state_dict(),
@@ -159,6 +160,7 @@ def fit(
                 "history": history,
             }
         )
+        save_if_best(run, keep_best, history, model)
         logs.write(history)
         report.epoch_done(row)
     logs.close()
