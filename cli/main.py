@@ -56,7 +56,7 @@ class ToolGroup(click.Group):
             release_all()  # the run directories the command wrote (tagdata.locking)
 
 
-_ALLOCATION = re.compile(r"(?i)tried to allocate ([\d.]+ ?[KMGT]?i?B|\d+ bytes)")
+_ALLOCATION = re.compile(r"(?i)tried to allocate (\d+ bytes|[\d.]+ ?[KMGT]i?B)")
 
 
 def memory_shortage(err: RuntimeError) -> str | None:
