@@ -196,7 +196,7 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
     from tagmodels.training.grouping import load_tagger
     from tagmodels.training.loop import training_seconds
     from tagmodels.training.progress import forward_progress
-    from tagmodels.training.runs import RunDir, provenance, write_json
+    from tagmodels.training.runs import RunDir, last_epoch, provenance, write_json
 
     dev = resolve_device(device)
     run = RunDir(run_dir)
@@ -221,7 +221,7 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
     seconds = time.perf_counter() - started
     # The epoch the evaluated checkpoint holds, by its own history; the run's whole history is
     # the last checkpoint's (metrics.jsonl may lag it), else metrics.jsonl.
-    epoch = RunDir.checkpoint_epoch({"history": loaded.history})
+    epoch = last_epoch(loaded.history)
     history = loaded.history if checkpoint == "last" else run.history()
     click.echo(f"{run_dir} ({checkpoint} checkpoint, epoch {epoch})  AMI on {split} ({len(data)} examples), "
                f"cost on {cost_split} ({len(cost_data)}), K={groups} groups")

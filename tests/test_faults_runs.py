@@ -110,6 +110,17 @@ def test_a_resume_from_a_truncated_checkpoint_is_one_line_and_leaves_config_json
     assert_one_error_line(run("evaluate", out, "--limit", "5"), "cannot be read (damaged or cut short?")
 
 
+@pytest.mark.parametrize("state", [torch.zeros(3), {"model": {}, "history": [{"cost": 1.0}]}])
+def test_a_foreign_checkpoint_is_one_line(state, trained_run, tmp_path):
+    out = copy_run(trained_run, tmp_path / "run")
+    torch.save(state, out / "checkpoint.pt")
+    before = contents(out)
+    message = f"{out / 'checkpoint.pt'} is not a checkpoint written by tagtool"
+    assert_one_error_line(run("evaluate", out, "--limit", "5"), message)
+    assert_one_error_line(run("train", "--out", out, "--resume", "--quiet"), message)
+    assert contents(out) == before
+
+
 def test_a_resume_that_fails_on_its_data_puts_config_json_back(trained_run, texture_file, tmp_path):
     """Data of another kind under the run's data path (a run recorded before the data's
     hashes were): refused by its size, and the resume's record taken back."""

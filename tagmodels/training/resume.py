@@ -24,7 +24,7 @@ from tagmodels.training.best import Selection, save_if_best
 from tagmodels.training.data import data_identity
 from tagmodels.training.logs import write_metric_files
 from tagmodels.training.resume_names import HELD_TRAINING_SETTINGS
-from tagmodels.training.runs import RunDir, provenance
+from tagmodels.training.runs import RunDir, last_epoch, provenance
 
 
 def held_settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -111,5 +111,5 @@ def repair_run_files(run: RunDir, history: list[dict[str, Any]], keep_best: Sele
     if keep_best is None or not history or keep_best.best_epoch(history) != history[-1]["epoch"]:
         return
     best = run.load_checkpoint(which="best")
-    if best is None or run.checkpoint_epoch(best) != history[-1]["epoch"]:
+    if best is None or last_epoch(best["history"]) != history[-1]["epoch"]:
         save_if_best(run, keep_best, history, model)

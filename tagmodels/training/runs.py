@@ -85,6 +85,11 @@ def provenance(device: torch.device | str, seed: int | None = None) -> dict[str,
     }
 
 
+def last_epoch(history: list[dict[str, Any]]) -> int:
+    """The epoch a history (a checkpoint's) ends at: the one that checkpoint holds; 0 before the first."""
+    return int(history[-1]["epoch"]) if history else 0
+
+
 def _stamp(path: Path) -> tuple[int, int] | None:
     """What changes when ``path`` is replaced (atomic writes make a new inode), or None."""
     try:
@@ -234,14 +239,10 @@ class RunDir:
             cause = text.splitlines()[0].split(". ")[0][:100] if text else type(err).__name__  # its first sentence
             raise UserError(f"checkpoint {path} cannot be read (damaged or cut short? {cause})") from None
         if not (isinstance(state, dict) and isinstance(state.get("model"), dict)
-                and isinstance(state.get("history"), list) and all(isinstance(row, dict) for row in state["history"])):
+                and isinstance(state.get("history"), list)
+                and all(isinstance(row, dict) and isinstance(row.get("epoch"), int) for row in state["history"])):
             raise UserError(f"{path} is not a checkpoint written by tagtool (no model parameters and history)")
         return state
-
-    @staticmethod
-    def checkpoint_epoch(state: dict[str, Any]) -> int:
-        """The epoch a loaded checkpoint holds (its history's last), 0 before the first."""
-        return int(state["history"][-1].get("epoch", len(state["history"]))) if state["history"] else 0
 
     def _checkpoint(self, which: str) -> Path:
         if which not in CHECKPOINTS:
