@@ -45,7 +45,9 @@ def check_writable(path: str | Path) -> Path:
         path.stat()
     except OSError as err:
         if err.errno == errno.ELOOP:
-            raise UserError(f"output path {path} is a symbolic link that loops; remove it or give another name") from None
+            raise UserError(
+                f"output path {path} is a symbolic link that loops; remove it or give another name"
+            ) from None
     if not path.parent.is_dir():
         raise UserError(f"output directory {path.parent} does not exist")
     if path.is_dir():

@@ -36,7 +36,8 @@ def read_result(path: Path) -> dict[str, Any]:
     """A cell's result.json, refused in one line when it lacks what the table reads."""
     result = read_json(path)
     if not isinstance(result, dict) or not all(
-        isinstance(result.get(name), kind) and not isinstance(result.get(name), bool) for name, kind in RESULT_FIELDS.items()
+        isinstance(result.get(name), kind) and not isinstance(result.get(name), bool)
+        for name, kind in RESULT_FIELDS.items()
     ):
         raise UserError(f"{path} is not a benchmark result (it needs {', '.join(RESULT_FIELDS)}); "
                         "delete it to run the cell again")

@@ -29,7 +29,8 @@ def _load(path: Path) -> dict[str, Any]:
         training, rows = data["training"], data["iterations"]
         # every field aggregate() reads, of the type it needs
         if not (training["norm"] in MODEL_NAMES and isinstance(training["seed"], int) and "epochs" in training
-                and rows and all(isinstance(row[key], (int, float)) for row in rows for key in ("ami", "denoising_cost"))):
+                and rows and all(isinstance(row[key], (int, float))
+                                 for row in rows for key in ("ami", "denoising_cost"))):
             raise TypeError
     except FileNotFoundError:
         raise UserError(f"{path} does not exist") from None

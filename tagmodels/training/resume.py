@@ -49,7 +49,9 @@ def check_same_data(config: dict[str, Any]) -> None:
     changed = [split for split, digest in recorded["sha256"].items() if now["sha256"].get(split) != digest]
     if not changed:
         return
-    seeds = "" if now.get("seed") == recorded.get("seed") else f", seed {now.get('seed')} where the run's had {recorded.get('seed')}"
+    seeds = "" if now.get("seed") == recorded.get("seed") else (
+        f", seed {now.get('seed')} where the run's had {recorded.get('seed')}"
+    )
     raise UserError(
         f"{path} is not the data file this run trained on: its split hashes ({', '.join(changed)}) differ from "
         f"those in config.json (made again{seeds}?); restore that file, or start a new run"
