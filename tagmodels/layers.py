@@ -26,6 +26,13 @@ def scaled_linear(n_in: int, n_out: int) -> nn.Linear:
     return layer
 
 
+def autocast_device_type(device: torch.device) -> str:
+    """The device type autocast knows ``device`` by. The meta device (shapes only, on which the
+    device checker runs training steps without an accelerator) has no autocast of its own;
+    the CPU's stands in, and leaves meta tensors alone."""
+    return "cpu" if device.type == "meta" else device.type
+
+
 def make_norm(kind: Norm, width: int, running_stats: bool = True, eps: float = NORM_EPSILON) -> nn.Module:
     """Normalisation without its own affine parameters (those follow separately).
 

@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from tagmodels.layers import Norm, UnitAffine, make_norm, scaled_linear
+from tagmodels.layers import Norm, UnitAffine, autocast_device_type, make_norm, scaled_linear
 from tagmodels.tagger import tag
 from tagmodels.tagger.ladder import Ladder, TopActivation
 from tagmodels.tagger.tag_names import (
@@ -156,7 +156,7 @@ class Tagger(nn.Module):
             likelihood = torch.zeros_like(likelihood)
         inputs = torch.cat([z_in, delta_z, log_m.exp(), likelihood], dim=-1).reshape(b * k, 4 * n)
         enabled, dtype = network_autocast
-        with torch.autocast(inputs.device.type, dtype=dtype, enabled=enabled):
+        with torch.autocast(autocast_device_type(inputs.device), dtype=dtype, enabled=enabled):
             h0 = torch.relu(self.input_affine(self.input_norm(self.input_map(inputs))))
             out = self.ladder(h0)
             bottom = out.reconstruction[0]
@@ -180,7 +180,7 @@ class Tagger(nn.Module):
         group's m logits very low just before the last softmax (paper, Fig. 5 E2).
         ``log_m0`` replaces the random initial assignments (B, K, N) when given.
         """
-        device_type = x.device.type
+        device_type = autocast_device_type(x.device)
         # Under bf16 autocast only the network runs in bf16: the TAG arithmetic (softmax over
         # groups, delta z, L(m), the cost) stays float32, where bf16 would round m to sums of
         # 1.0078 and the squashed p to 1, making the cost infinite.
