@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tagmodels.baselines.classifiers import Classifier
-from tagmodels.metrics import mixture_targets, top1_error, top2_error
+from tagmodels.baselines.classifiers import N_CLASSES, Classifier
+from tagmodels.metrics import top1_error, top2_error
 from tagmodels.tagger.evaluation import seeded
 from tagmodels.training.data import SplitTensors
 
@@ -64,7 +64,7 @@ class ClassificationObjective:
     ) -> None:
         self.model = model
         x = train.x
-        targets = torch.from_numpy(mixture_targets(train.labels)).to(x.device)
+        targets = torch.nn.functional.one_hot(train.labels.long(), N_CLASSES).float().mean(dim=1)  # mixture_targets, on the device
         if labelled is not None and not model.uses_unlabelled:
             x, targets, labelled = x[labelled.to(x.device)], targets[labelled.to(x.device)], None
         self.x = x
@@ -83,8 +83,9 @@ class ClassificationObjective:
         if self.labelled is None:
             rows = batch.to(device)
             return self.model.cost(self.x[rows], self.targets[rows])
+        # Drawn on the host from the loop's generator (exact resumes); the copy does not wait.
         draw = torch.randint(len(self.labelled), (len(batch),), generator=generator)
-        picked = self.labelled[draw].to(device)
+        picked = self.labelled[draw].to(device, non_blocking=True)
         x = torch.cat([self.x[picked], self.x[batch.to(device)]])
         return self.model.cost(x, self.targets[picked])
 

@@ -3,15 +3,16 @@
 Resuming restores the parameters, the optimiser, the random streams and the metric
 history from the last checkpoint, so a run killed and resumed ends with exactly the
 parameters of a run never interrupted (on the same device with the same thread count:
-the order of floating-point sums depends on both). A non-finite cost stops training and
-keeps the last good checkpoint; the best epoch by a validation figure is kept as best.pt.
+the order of floating-point sums depends on both). Nothing is read back from the device
+inside an epoch; at its end, a non-finite cost in any step stops training and keeps the
+last good checkpoint; the best epoch by a validation figure is kept as best.pt.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Protocol
+from typing import Any, Callable, ContextManager, Iterable, Protocol
 
 import torch
 
@@ -93,6 +94,27 @@ def train_step(optimizer: torch.optim.Optimizer, cast: ContextManager, cost: Cal
     return value
 
 
+def train_epoch(
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    cast: ContextManager,
+    batches: Iterable[torch.Tensor],
+    order: torch.Generator,
+    after_step: Callable[[int, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """Every step of one epoch over ``batches`` (index tensors on the model's device), reading
+    nothing back from the device: an accelerator runs ahead of the host for the whole epoch.
+    Returns the costs of the steps (steps,) on the device, for the caller to read once.
+    ``after_step(step, cost)`` runs after each step (progress, thread sharing)."""
+    costs = []
+    for step, batch in enumerate(batches, start=1):
+        cost = train_step(optimizer, cast, lambda: objective.cost(batch, order)).detach()
+        costs.append(cost)
+        if after_step is not None:
+            after_step(step, cost)
+    return torch.stack(costs)
+
+
 def fit(
     objective: Objective,
     n_train: int,
@@ -132,20 +154,24 @@ def fit(
         repair_run_files(run, history, keep_best, model)
     logs = RunLogs(run, first_epoch=len(history))
     report = TrainingProgress(schedule.epochs, first=len(history), enabled=progress)
+
+    def after_step(step: int, cost: torch.Tensor) -> None:
+        report.step(step, cost)
+        if share is not None:
+            share.adjust()
+
     for epoch in range(len(history), schedule.epochs):
         model.train()
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr_at(epoch)
         started = time.perf_counter()
-        batches = torch.randperm(n_train, generator=order).split(schedule.batch_size)
-        total = 0.0
-        for step, batch in enumerate(report.batches(batches, epoch), start=1):
-            value = train_step(optimizer, cast, lambda: objective.cost(batch, order)).item()
+        # The order is drawn on the CPU (its generator's state makes resumes exact) and moved
+        # to the device once per epoch; the costs are read back once, at the epoch's end.
+        batches = torch.randperm(n_train, generator=order).to(device).split(schedule.batch_size)
+        costs = train_epoch(objective, optimizer, cast, report.batches(batches, epoch), order, after_step).tolist()
+        for step, value in enumerate(costs, start=1):
             check_finite(value, epoch + 1, step, run, schedule.lr_at(epoch))
-            total += value
-            report.step(step, total / step)
-            if share is not None:
-                share.adjust()
+        total = sum(costs)
         train_seconds = time.perf_counter() - started
         with cast:
             validation = objective.validate()

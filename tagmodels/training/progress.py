@@ -12,6 +12,8 @@ from tqdm import tqdm
 
 from tagdata.terminal import bar_size
 
+POSTFIX_SECONDS = 1.0  # how often a shown bar reads the running cost back from the device
+
 
 def duration(seconds: float) -> str:
     """``1:02:03`` or ``2:03``: hours only when there are some."""
@@ -38,6 +40,8 @@ class TrainingProgress:
         self.epochs, self.first, self.enabled = epochs, first, enabled
         self.started = time.perf_counter()
         self.bar: tqdm | None = None
+        self.total: torch.Tensor | None = None
+        self.postfix_read = 0.0
 
     def eta(self, epochs_done: float) -> float | None:
         """Seconds left, from the mean time of the epochs trained by this process."""
@@ -54,12 +58,20 @@ class TrainingProgress:
                         disable=None if self.enabled else True, **bar_size())
         return self.bar
 
-    def step(self, step: int, mean_cost: float) -> None:
-        """After a step: the epoch's mean cost so far and the overall time left, on the bar."""
+    def step(self, step: int, cost: torch.Tensor) -> None:
+        """After a step: the epoch's mean cost so far and the overall time left, on the bar.
+
+        ``cost`` (the step's, on the model's device) is summed where it lies and read at most
+        once every POSTFIX_SECONDS: each read makes the host wait for an accelerator."""
         if self.bar is None or self.bar.disable:
             return
+        self.total = cost if step == 1 else self.total + cost
+        now = time.perf_counter()
+        if step > 1 and now - self.postfix_read < POSTFIX_SECONDS:
+            return
+        self.postfix_read = now
         eta = self.eta(self.epoch + step / self.steps)
-        self.bar.set_postfix_str(f"cost {mean_cost:.4f}" + (f", ETA {duration(eta)}" if eta is not None else ""),
+        self.bar.set_postfix_str(f"cost {float(self.total) / step:.4f}" + (f", ETA {duration(eta)}" if eta is not None else ""),
                                  refresh=False)
 
     def epoch_done(self, row: dict[str, Any]) -> None:
