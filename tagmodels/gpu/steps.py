@@ -1,0 +1,136 @@
+"""The training steps of every model, run under :class:`DeviceTrap` on one device.
+
+Each case is one objective the training loop trains (Tagger's grouping objective, binary and
+continuous, BatchNorm and LayerNorm; the Table 2 classification objective of FC MLP, FC
+Ladder, ConvNet and the Tagger classifier, with every label and with 1,000 of them), at a
+tiny width, stepped through :func:`tagmodels.training.loop.train_epoch` exactly as ``fit``
+steps it. On CPU alone the device is ``meta`` (the test suite's check); on a GPU it is the
+GPU, where ``tagtool gpu-check`` adds CUDA's own sync detection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from tagmodels import zoo
+from tagmodels.tagger.classifier import TaggerClassifier
+from tagmodels.tagger.model import Tagger, TaggerConfig
+from tagmodels.training.classification import ClassificationObjective
+from tagmodels.training.data import SplitTensors
+from tagmodels.training.grouping import GroupingObjective
+from tagmodels.training.host_sync import DeviceTrap, Violation, project_line
+from tagmodels.training.loop import Objective, adam, train_epoch
+from tagmodels.training.precision import autocast
+
+SIDE = 12  # 12 x 12 images: the ConvNet's pools and valid convolution leave 1 x 1
+N = SIDE * SIDE
+EXAMPLES, BATCH = 8, 4  # two steps per epoch
+LR = 1e-3
+
+
+@dataclass
+class StepCase:
+    """A named objective to build on a device."""
+
+    name: str
+    build: Callable[[torch.device], Objective]
+
+
+def _split(kind: str, device: torch.device, digits: int = 1) -> SplitTensors:
+    """Random images, segmentations and labels, created on ``device``."""
+    images = torch.rand(EXAMPLES, 1, SIDE, SIDE, device=device)
+    if kind == "shapes":
+        images = (images > 0.7).float()
+    return SplitTensors(
+        kind,
+        images,
+        torch.randint(0, 3, (EXAMPLES, N), dtype=torch.uint8, device=device),
+        torch.randint(0, 10, (EXAMPLES, digits), dtype=torch.uint8, device=device),
+    )
+
+
+def _tagger(kind: str, norm: str, device: torch.device) -> Tagger:
+    config = TaggerConfig(n_inputs=N, input_kind=kind, widths=(10, 8, 6), norm=norm)  # type: ignore[arg-type]
+    return Tagger(config).to(device)
+
+
+def _grouping(kind: str, norm: str) -> StepCase:
+    dataset = "shapes" if kind == "binary" else "texture-mnist"
+
+    def build(device: torch.device) -> Objective:
+        split = _split(dataset, device)
+        return GroupingObjective(_tagger(kind, norm, device), split, split, groups=3, iterations=2, batch_size=BATCH)
+
+    return StepCase(f"tagger-{kind}-{norm}", build)
+
+
+def _classifier(method: str, device: torch.device) -> torch.nn.Module:
+    if method == "fc-mlp":
+        return zoo.create(method, n_inputs=N, widths=(10, 8))
+    if method == "fc-ladder":
+        return zoo.create(method, n_inputs=N, widths=(10, 8), denoising_weights=(1.0, 1.0, 1.0, 1.0))
+    if method == "convnet":
+        return zoo.create(method, image_size=(SIDE, SIDE), channels=(4, 6))
+    return TaggerClassifier(_tagger("continuous", "batch", device), fresh_widths=(6, 5), groups=3, iterations=2)
+
+
+def _classification(method: str, labelled: bool) -> StepCase:
+    def build(device: torch.device) -> Objective:
+        split = _split("texture-mnist", device, digits=2)
+        subset = torch.arange(0, EXAMPLES, 2) if labelled else None  # host indices, as labelled_subset gives
+        model = _classifier(method, device).to(device)
+        return ClassificationObjective(model, split, subset, split, BATCH)
+
+    return StepCase(f"{method}-{'1000-labels' if labelled else 'all-labels'}", build)
+
+
+CASES: list[StepCase] = [
+    *(_grouping(kind, norm) for kind in ("binary", "continuous") for norm in ("batch", "layer")),
+    *(_classification(method, labelled) for method in ("fc-mlp", "fc-ladder", "convnet", "tagger")
+      for labelled in (False, True)),
+]
+
+
+def _optimizer(model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    """The loop's fused Adam; on meta, which fused Adam refuses, torch's multi-tensor Adam."""
+    if device.type == "meta":
+        return torch.optim.Adam(model.parameters(), lr=LR, foreach=True)
+    return adam(model, LR)
+
+
+def _failure(error: Exception) -> Violation:
+    """An exception as a violation, placed at the innermost line of this project that raised it."""
+    message = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+    return Violation("fails on the device", message, project_line(traceback.extract_tb(error.__traceback__)))
+
+
+def check_case(case: StepCase, device: torch.device, precision: str = "fp32") -> list[Violation]:
+    """The violations of one epoch (two steps) of ``case``'s training steps on ``device``.
+
+    The epoch's index batches are moved to the device before the trap, as ``fit`` moves them
+    once per epoch; everything ``train_epoch`` then does is watched.
+    """
+    torch.manual_seed(0)
+    order = torch.Generator().manual_seed(0)
+    cast = contextlib.nullcontext() if device.type == "meta" else autocast(precision, device)
+    trap = DeviceTrap(device)
+    try:
+        objective = case.build(device)
+        optimizer = _optimizer(objective.model, device)
+        rows = getattr(objective, "n_train", EXAMPLES)  # a label-only classifier steps through its labelled rows
+        batches = torch.randperm(rows, generator=order).to(device).split(BATCH)
+        with trap:
+            train_epoch(objective, optimizer, cast, batches, order)
+    except Exception as error:  # a device bug often shows as an exception (meta: no data to read)
+        trap.violations.append(_failure(error))
+    return trap.violations
+
+
+def check_steps(device: torch.device, precision: str = "fp32") -> dict[str, list[Violation]]:
+    """Every case's violations on ``device`` (empty lists: clean)."""
+    return {case.name: check_case(case, device, precision) for case in CASES}
