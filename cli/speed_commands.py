@@ -56,7 +56,8 @@ def speed_train(model, preset, norm, device, precisions, compile_settings, threa
             parts = row["breakdown"]
             click.echo(
                 f"{precision:>5} {'compiled' if compile_model else 'eager':>8}: {row['samples_per_second']:7.1f} "
-                f"samples/s, {100 * row['fraction_of_bound']:.0f} % of the {precision} matmul bound; "
+                f"samples/s, {100 * row['fraction_of_bound']:.0f} % of the {precision} matmul bound "
+                f"({100 * row['fraction_of_device_peak']:.0f} % of the device's {row['device_matmul_tflops']:.3g} TFLOP/s); "
                 f"per profiled step {parts['profiled_step_ms']:.1f} ms: matmul {parts['matmul_ms']:.1f} "
                 f"(bound {row['matmul_bound_ms']:.1f}), optimizer {parts['optimizer_ms']:.1f}, other {parts['other_ms']:.1f}"
             )

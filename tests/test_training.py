@@ -212,6 +212,10 @@ def test_speed_train_reports_speed_beside_the_matmul_bound(tmp_path):
     assert bench["fraction_of_bound"] == pytest.approx(
         bench["samples_per_second"] / bench["matmul_bound_samples_per_second"]
     )
+    assert bench["device_matmul_tflops"] > 0 and bench["datasheet_matmul_tflops"] is None  # a CPU has no datasheet entry
+    assert bench["fraction_of_device_peak"] == pytest.approx(
+        bench["achieved_gemm_gflops"] / 1000 / bench["device_matmul_tflops"], rel=1e-3
+    )
     parts = bench["breakdown"]  # the profiled step: matmuls, the fused Adam, and the rest
     assert parts["matmul_ms"] > 0 and parts["optimizer_ms"] > 0
     total = parts["matmul_ms"] + parts["optimizer_ms"] + parts["other_ms"]

@@ -4,7 +4,10 @@ The bound: record every GEMM one training step performs (each linear map's forwa
 its two backward products), time exactly those GEMMs alone on this device in the step's
 precision (bf16 for bf16 autocast), and convert to samples per second. A step can only
 approach it by keeping everything else (norms, elementwise TAG maths, the optimiser) cheap.
-The step is the training loop's: the same autocast, compilation and fused Adam.
+Beside it, the device's peak (a large square matmul, :mod:`tagmodels.speed.peak`) says how
+far the step's own GEMM shapes are from what the device can do. The step is the training
+loop's: the same autocast, compilation and fused Adam; the same code runs on CPU and CUDA,
+synchronised around each timed region only.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+from tagmodels.speed.peak import datasheet_tflops, measured_matmul_tflops
+from tagmodels.speed.timing import seconds_per_call, synchronize
 from tagmodels.tagger.model import Tagger
 from tagmodels.tagger.presets import get_preset
 from tagmodels.training.grouping import tagger_config
@@ -25,26 +30,6 @@ from tagmodels.training.loop import adam, train_step
 from tagmodels.training.precision import autocast, matmul_dtype
 
 GemmShape = tuple[int, int, int]  # (rows, in, out) of one linear map's forward product
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _seconds_per_call(fn: Callable[[], Any], device: torch.device, min_seconds: float = 1.0) -> float:
-    """Mean wall time of ``fn`` after a warm-up, repeated for at least ``min_seconds``."""
-    for _ in range(2):
-        fn()
-    _synchronize(device)
-    calls, started = 0, time.perf_counter()
-    while True:
-        fn()
-        calls += 1
-        _synchronize(device)
-        elapsed = time.perf_counter() - started
-        if elapsed >= min_seconds and calls >= 3:
-            return elapsed / calls
 
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
@@ -86,7 +71,7 @@ def step_breakdown(step: Callable[[], Any], device: torch.device, steps: int = 5
         started = time.perf_counter()
         for _ in range(steps):
             step()
-        _synchronize(device)
+        synchronize(device)
         step_ms = 1000 * (time.perf_counter() - started) / steps
     spent = {"matmul": 0.0, "optimizer": 0.0}
     for event in prof.key_averages():
@@ -135,7 +120,7 @@ def gemm_seconds(shapes: list[GemmShape], device: torch.device, dtype: torch.dty
                 g @ w  # gradient with respect to the input
                 g.T @ x  # gradient with respect to the weight
 
-            timed[shape] = _seconds_per_call(products, device, min_seconds=0.3)
+            timed[shape] = seconds_per_call(products, device, min_seconds=0.3)
         total += timed[shape]
     return total
 
@@ -165,11 +150,12 @@ def measure_training_speed(
 
     started = time.perf_counter()
     step()  # compiles, when asked
-    _synchronize(device)
+    synchronize(device)
     first_step_seconds = time.perf_counter() - started
-    step_seconds = _seconds_per_call(step, device, min_seconds=seconds)
+    step_seconds = seconds_per_call(step, device, min_seconds=seconds)
     breakdown = step_breakdown(step, device)
     bound_seconds = gemm_seconds(shapes, device, matmul_dtype(precision))
+    peak_tflops = measured_matmul_tflops(device, matmul_dtype(precision))
     flops = sum(6 * rows * n_in * n_out for rows, n_in, n_out in shapes)
     return {
         "model": "tagger",
@@ -189,5 +175,8 @@ def measure_training_speed(
         "achieved_gemm_gflops": flops / step_seconds / 1e9,
         "bound_gemm_gflops": flops / bound_seconds / 1e9,
         "matmul_bound_ms": round(1000 * bound_seconds, 2),
+        "device_matmul_tflops": peak_tflops,
+        "datasheet_matmul_tflops": datasheet_tflops(device, matmul_dtype(precision)),
+        "fraction_of_device_peak": flops / step_seconds / 1e12 / peak_tflops,
         "breakdown": breakdown,
     }
