@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO   := demo
 export OMP_NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup test demo table1 table2-cpu clean
+.PHONY: setup test demo table1 table2-cpu gpu-check clean
 
 setup: $(STAMP)
 
@@ -64,6 +64,13 @@ table2-cpu: setup
 	$(BIN)/tagtool benchmark --scale cpu --out $(TABLE2_CPU) --quiet --permute-pixels --method convnet
 	$(BIN)/tagtool benchmark --scale cpu --out $(TABLE2_CPU) --quiet --permute-pixels --method tagger \
 		--dataset texture-mnist2
+
+# The prepared check of the CUDA path (docs/gpu.md): smoke training, exact resume, evaluation,
+# the host-sync check of every training step under CUDA's sync debug mode, and speed-train
+# of the paper presets, all as JSON under $(GPU_CHECK); a few minutes on one GPU.
+GPU_CHECK ?= ../runs/gpu-check
+gpu-check: setup
+	$(BIN)/tagtool gpu-check --out $(GPU_CHECK)
 
 clean:
 	rm -rf $(VENV) $(DEMO) *.egg-info

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import traceback
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -103,6 +103,19 @@ def _optimizer(model: torch.nn.Module, device: torch.device) -> torch.optim.Opti
     return adam(model, LR)
 
 
+@contextlib.contextmanager
+def _syncs_raise(device: torch.device) -> Iterator[None]:
+    """On CUDA, torch's own detector beside the trap: every call that synchronises raises."""
+    if device.type != "cuda":
+        yield
+        return
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 def _failure(error: Exception) -> Violation:
     """An exception as a violation, placed at the innermost line of this project that raised it."""
     message = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
@@ -124,7 +137,7 @@ def check_case(case: StepCase, device: torch.device, precision: str = "fp32") ->
         optimizer = _optimizer(objective.model, device)
         rows = getattr(objective, "n_train", EXAMPLES)  # a label-only classifier steps through its labelled rows
         batches = torch.randperm(rows, generator=order).to(device).split(BATCH)
-        with trap:
+        with trap, _syncs_raise(device):
             train_epoch(objective, optimizer, cast, batches, order)
     except Exception as error:  # a device bug often shows as an exception (meta: no data to read)
         trap.violations.append(_failure(error))
