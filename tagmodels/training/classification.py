@@ -20,7 +20,7 @@ import torch
 from tagmodels.baselines.classifiers import N_CLASSES, Classifier
 from tagmodels.metrics import top1_error, top2_error
 from tagmodels.tagger.evaluation import seeded
-from tagmodels.training.data import SplitTensors
+from tagmodels.training.data import SplitTensors, to_device_async
 
 EVAL_SEED = 0
 
@@ -85,7 +85,7 @@ class ClassificationObjective:
             return self.model.cost(self.x[rows], self.targets[rows])
         # Drawn on the host from the loop's generator (exact resumes); the copy does not wait.
         draw = torch.randint(len(self.labelled), (len(batch),), generator=generator)
-        picked = self.labelled[draw].to(device, non_blocking=True)
+        picked = to_device_async(self.labelled[draw], device)
         x = torch.cat([self.x[picked], self.x[batch.to(device)]])
         return self.model.cost(x, self.targets[picked])
 

@@ -78,6 +78,16 @@ def data_identity(path: str) -> dict[str, object]:
         return {"seed": data.attrs.get("seed"), "sha256": dict(data.hashes)}
 
 
+def to_device_async(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor (a step's indices) copied to ``device`` without making the host wait.
+
+    On CUDA the copy goes through page-locked memory: from pageable memory the driver may
+    first wait for everything queued on the device. Elsewhere it is a plain (or no) copy."""
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
 def most_objects(segmentation: torch.Tensor) -> int:
     """The largest number of distinct scored objects in one example of (n, N) segmentations."""
     if len(segmentation) == 0:
