@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
+from torch.autograd import DeviceType
 
 from tagmodels.speed.peak import datasheet_tflops, measured_matmul_tflops
 from tagmodels.speed.timing import seconds_per_call, synchronize
@@ -75,6 +76,8 @@ def step_breakdown(step: Callable[[], Any], device: torch.device, steps: int = 5
         step_ms = 1000 * (time.perf_counter() - started) / steps
     spent = {"matmul": 0.0, "optimizer": 0.0}
     for event in prof.key_averages():
+        if event.device_type != DeviceType.CPU:
+            continue  # a kernel: its time already counts in the operator that launched it
         us = event.self_device_time_total if cuda else event.self_cpu_time_total
         category = _category(event.key)
         if category in spent:
