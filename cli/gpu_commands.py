@@ -57,7 +57,8 @@ def _same_parameters(a: Path, b: Path) -> dict[str, Any]:
 @click.command("gpu-check")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="folder for every result")
 @click.option("--device", default="cuda", show_default=True, help=DEVICE_HELP)
-@click.option("--images", type=int, default=500, show_default=True, help="training images of the smoke run's Shapes set")
+@click.option("--images", type=int, default=500, show_default=True,
+              help="training images of the smoke run's Shapes set")
 @click.option("--speed-preset", "speed_presets", type=click.Choice(sorted(PRESETS)), multiple=True,
               help=f"presets speed-train measures (repeat; default: {', '.join(SPEED_PRESETS)})")
 @click.option("--speed-compile", type=click.Choice(["off", "on", "both"]), default="both", show_default=True,
@@ -81,7 +82,8 @@ def gpu_check(out_dir, device, images, speed_presets, speed_compile, seconds):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data, straight, resumed = out / "shapes.h5", out / "run-straight", out / "run-resumed"
-    train = ("train", "--data", data, "--preset", "shapes-small", "--device", dev, "--seed", 1, "--quiet", "--overwrite")
+    train = ("train", "--data", data, "--preset", "shapes-small", "--device", dev, "--seed", 1, "--quiet",
+             "--overwrite")
     started = time.perf_counter()
     steps: list[dict[str, Any]] = []
 

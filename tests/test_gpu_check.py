@@ -41,7 +41,8 @@ def test_gpu_check_records_a_failing_step_and_runs_the_rest(tmp_path, monkeypatc
         "tagger-binary-batch": [Violation("reads a value on the host", "aten._local_scalar_dense", "x.py:1")]
     })
     result = gpu_check(tmp_path / "check")
-    assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith("Error: gpu-check: 1 step(s) failed")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("Error: gpu-check: 1 step(s) failed")
     report = json.loads((tmp_path / "check" / "gpu-check.json").read_text())
     assert report["failed"] == ["training steps never wait for the device"]
     assert ran[-1] == "speed-train" and report["steps"][-1]["ok"]

@@ -64,7 +64,8 @@ class ClassificationObjective:
     ) -> None:
         self.model = model
         x = train.x
-        targets = torch.nn.functional.one_hot(train.labels.long(), N_CLASSES).float().mean(dim=1)  # mixture_targets, on the device
+        # The target distributions (metrics.mixture_targets), built where the labels lie.
+        targets = torch.nn.functional.one_hot(train.labels.long(), N_CLASSES).float().mean(dim=1)
         if labelled is not None and not model.uses_unlabelled:
             x, targets, labelled = x[labelled.to(x.device)], targets[labelled.to(x.device)], None
         self.x = x

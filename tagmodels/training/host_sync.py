@@ -90,7 +90,8 @@ class DeviceTrap(TorchDispatchMode):
             target = torch.device(kwargs.get("device") or source.device)
             blocking = not kwargs.get("non_blocking", False)
         else:  # copy_(self, src, non_blocking) and _copy_from(self, dst, non_blocking)
-            target, source = (args[0].device, args[1]) if func is torch.ops.aten.copy_.default else (args[1].device, args[0])
+            copy_ = func is torch.ops.aten.copy_.default
+            target, source = (args[0].device, args[1]) if copy_ else (args[1].device, args[0])
             blocking = not (args[2] if len(args) > 2 else kwargs.get("non_blocking", False))
         to_device = target.type == self.device.type
         if self._on_device(source) and not to_device:

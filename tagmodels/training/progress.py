@@ -71,7 +71,8 @@ class TrainingProgress:
             return
         self.postfix_read = now
         eta = self.eta(self.epoch + step / self.steps)
-        self.bar.set_postfix_str(f"cost {float(self.total) / step:.4f}" + (f", ETA {duration(eta)}" if eta is not None else ""),
+        mean_cost = float(self.total) / step
+        self.bar.set_postfix_str(f"cost {mean_cost:.4f}" + (f", ETA {duration(eta)}" if eta is not None else ""),
                                  refresh=False)
 
     def epoch_done(self, row: dict[str, Any]) -> None:
