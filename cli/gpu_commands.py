@@ -2,7 +2,8 @@
 
 Each step runs the ordinary commands in this process (so a GPU window pays for one start of
 torch) and records its outcome; a failing step is recorded and the next one still runs.
-Everything lands under --out: the steps' own JSON and gpu-check.json, the summary.
+Everything lands under --out: the steps' own JSON and gpu-check.json, the summary, ready to
+commit; the dataset and the runs they come from lie in --out/work.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def gpu_check(out_dir, device, images, speed_presets, speed_compile, seconds):
     (CUDA's sync debug mode on), and measure training speed; all as JSON under --out."""
     from tagdata.errors import UserError
     from tagmodels.device import resolve_device
-    from tagmodels.gpu.steps import check_steps
+    from tagmodels.gpu.steps import check_steps, fit_host_reads
     from tagmodels.training.precision import resolve_precision
     from tagmodels.training.runs import provenance, write_json
 
@@ -80,8 +81,9 @@ def gpu_check(out_dir, device, images, speed_presets, speed_compile, seconds):
     dev = resolve_device(device)
     precision = resolve_precision("auto", dev)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    data, straight, resumed = out / "shapes.h5", out / "run-straight", out / "run-resumed"
+    work = out / "work"  # the dataset and runs; the JSON results lie beside it
+    work.mkdir(parents=True, exist_ok=True)
+    data, straight, resumed = work / "shapes.h5", work / "run-straight", work / "run-resumed"
     train = ("train", "--data", data, "--preset", "shapes-small", "--device", dev, "--seed", 1, "--quiet",
              "--overwrite")
     started = time.perf_counter()
@@ -103,6 +105,12 @@ def gpu_check(out_dir, device, images, speed_presets, speed_compile, seconds):
         return {"ok": not any(found.values()), "precision": precision, "violations": found}
 
     _step("training steps never wait for the device", clean_steps, steps)
+
+    def fit_reads() -> dict[str, Any]:
+        reads = {n: fit_host_reads(dev, n, work) for n in (2, 12)}
+        return {"ok": reads[2] == reads[12], "host_reads_2_steps": reads[2], "host_reads_12_steps": reads[12]}
+
+    _step("fit reads the device once per epoch", fit_reads, steps)
     for preset in speed_presets or SPEED_PRESETS:
         _step(f"speed-train {preset}", lambda preset=preset: _tagtool(
             "speed-train", "--preset", preset, "--device", dev, "--precision", precision, "--compile", speed_compile,

@@ -4,16 +4,13 @@ loop reading the device once per epoch, not once per step."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import pytest
 import torch
 
-from tagmodels.gpu.steps import CASES, StepCase, check_case
+from tagmodels.gpu.steps import CASES, StepCase, check_case, fit_host_reads
 from tagmodels.training.host_sync import DeviceTrap
-from tagmodels.training.loop import Schedule, fit
-from tagmodels.training.runs import RunDir
 
 META = torch.device("meta")
 
@@ -76,28 +73,5 @@ def test_non_blocking_copies_and_host_scalars_are_allowed():
     assert y.device == META and trap.violations == []
 
 
-class Squares:
-    """A least-squares objective on the CPU; validation reads the device as often as it likes."""
-
-    def __init__(self, n: int) -> None:
-        torch.manual_seed(0)
-        self.model = torch.nn.Linear(3, 1)
-        self.x = torch.randn(n, 3)
-
-    def cost(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return self.model(self.x[batch]).pow(2).mean()
-
-    def validate(self) -> dict[str, float]:
-        return {"valid_cost": self.cost(torch.arange(2), torch.Generator()).item()}
-
-
-def _host_reads(tmp_path: Path, steps: int) -> int:
-    run = RunDir(tmp_path / f"run{steps}")
-    run.create({})
-    with DeviceTrap("cpu") as trap:
-        fit(Squares(2 * steps), 2 * steps, Schedule(epochs=2, lr=0.01, batch_size=2, seed=0), run, progress=False)
-    return len(trap.violations)
-
-
 def test_fit_reads_the_device_once_per_epoch_whatever_the_number_of_steps(tmp_path):
-    assert _host_reads(tmp_path, 2) == _host_reads(tmp_path, 12)
+    assert fit_host_reads(torch.device("cpu"), 2, tmp_path) == fit_host_reads(torch.device("cpu"), 12, tmp_path)

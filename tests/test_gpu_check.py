@@ -26,8 +26,12 @@ def test_gpu_check_on_cpu_passes_every_step_and_writes_json(tmp_path):
     steps = {row["step"]: row for row in report["steps"]}
     assert report["ok"] and all(row["ok"] for row in steps.values())
     assert steps["resume is exact"]["largest_difference"] == 0.0
+    reads = steps["fit reads the device once per epoch"]
+    assert reads["host_reads_2_steps"] == reads["host_reads_12_steps"] > 0  # validation reads it, once an epoch
     violations = steps["training steps never wait for the device"]["violations"]
     assert len(violations) == 12 and not any(violations.values())
+    assert sorted(p.name for p in (tmp_path / "check").glob("*.json")) == [
+        "evaluate.json", "gpu-check.json", "speed-shapes-small.json"]
     assert len(json.loads((tmp_path / "check" / "evaluate.json").read_text())["iterations"]) == 5
     speed = json.loads((tmp_path / "check" / "speed-shapes-small.json").read_text())
     assert speed["settings"][0]["samples_per_second"] > 0 and report["device"].startswith("cpu")
@@ -37,6 +41,7 @@ def test_gpu_check_records_a_failing_step_and_runs_the_rest(tmp_path, monkeypatc
     ran = []
     monkeypatch.setattr("tagtool_cli.gpu_commands._tagtool", lambda *args: ran.append(args[0]))
     monkeypatch.setattr("tagtool_cli.gpu_commands._same_parameters", lambda a, b: {"ok": True})
+    monkeypatch.setattr("tagmodels.gpu.steps.fit_host_reads", lambda device, steps, folder: 1)
     monkeypatch.setattr("tagmodels.gpu.steps.check_steps", lambda device, precision: {
         "tagger-binary-batch": [Violation("reads a value on the host", "aten._local_scalar_dense", "x.py:1")]
     })

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import traceback
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
@@ -24,8 +26,9 @@ from tagmodels.training.classification import ClassificationObjective
 from tagmodels.training.data import SplitTensors
 from tagmodels.training.grouping import GroupingObjective
 from tagmodels.training.host_sync import DeviceTrap, Violation, project_line
-from tagmodels.training.loop import Objective, adam, train_epoch
+from tagmodels.training.loop import Objective, Schedule, adam, fit, train_epoch
 from tagmodels.training.precision import autocast
+from tagmodels.training.runs import RunDir
 
 SIDE = 12  # 12 x 12 images: the ConvNet's pools and valid convolution leave 1 x 1
 N = SIDE * SIDE
@@ -104,16 +107,19 @@ def _optimizer(model: torch.nn.Module, device: torch.device) -> torch.optim.Opti
 
 
 @contextlib.contextmanager
-def _syncs_raise(device: torch.device) -> Iterator[None]:
-    """On CUDA, torch's own detector beside the trap: every call that synchronises raises."""
+def _cuda_sync_debug(device: torch.device, mode: str) -> Iterator[list[warnings.WarningMessage]]:
+    """On CUDA, torch's own detector beside the trap: every call that synchronises raises
+    (``mode`` "error") or warns ("warn"; the warnings are collected in the list yielded)."""
     if device.type != "cuda":
-        yield
+        yield []
         return
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        yield
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode(mode)
+        try:
+            yield caught
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
 
 
 def _failure(error: Exception) -> Violation:
@@ -137,7 +143,7 @@ def check_case(case: StepCase, device: torch.device, precision: str = "fp32") ->
         optimizer = _optimizer(objective.model, device)
         rows = getattr(objective, "n_train", EXAMPLES)  # a label-only classifier steps through its labelled rows
         batches = torch.randperm(rows, generator=order).to(device).split(BATCH)
-        with trap, _syncs_raise(device):
+        with trap, _cuda_sync_debug(device, "error"):
             train_epoch(objective, optimizer, cast, batches, order)
     except Exception as error:  # a device bug often shows as an exception (meta: no data to read)
         trap.violations.append(_failure(error))
@@ -147,3 +153,30 @@ def check_case(case: StepCase, device: torch.device, precision: str = "fp32") ->
 def check_steps(device: torch.device, precision: str = "fp32") -> dict[str, list[Violation]]:
     """Every case's violations on ``device`` (empty lists: clean)."""
     return {case.name: check_case(case, device, precision) for case in CASES}
+
+
+class _Squares:
+    """A least-squares objective of ``n`` rows on ``device``; its validation reads the device."""
+
+    def __init__(self, n: int, device: torch.device) -> None:
+        torch.manual_seed(0)
+        self.model = torch.nn.Linear(3, 1).to(device)
+        self.x = torch.randn(n, 3, device=device)
+
+    def cost(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.model(self.x[batch]).pow(2).mean()
+
+    def validate(self) -> dict[str, float]:
+        return {"valid_cost": self.cost(torch.arange(2, device=self.x.device), torch.Generator()).item()}
+
+
+def fit_host_reads(device: torch.device, steps: int, folder: Path) -> int:
+    """Host reads over a whole 2-epoch ``fit`` of ``steps`` steps per epoch, in a new run
+    directory under ``folder`` (the trap's violations, and on CUDA every synchronising call):
+    a loop that reads the device once per epoch gives the same count for any number of steps."""
+    run = RunDir(folder / f"fit-{steps}-steps")
+    run.create({}, overwrite=True)
+    with DeviceTrap(device) as trap, _cuda_sync_debug(device, "warn") as caught:
+        fit(_Squares(2 * steps, device), 2 * steps, Schedule(epochs=2, lr=0.01, batch_size=2, seed=0), run,
+            progress=False)
+    return len(trap.violations) + sum("synchroniz" in str(warning.message) for warning in caught)
