@@ -5,7 +5,9 @@ continuous, BatchNorm and LayerNorm; the Table 2 classification objective of FC 
 Ladder, ConvNet and the Tagger classifier, with every label and with 1,000 of them), at a
 tiny width, stepped through :func:`tagmodels.training.loop.train_epoch` exactly as ``fit``
 steps it. On CPU alone the device is ``meta`` (the test suite's check); on a GPU it is the
-GPU, where ``tagtool gpu-check`` adds CUDA's own sync detection.
+GPU, where ``tagtool gpu-check`` adds CUDA's own sync detection. :func:`fit_host_reads`
+counts the host reads of a whole ``fit`` (validation and checkpoints included), which must
+not grow with the steps of an epoch.
 """
 
 from __future__ import annotations
