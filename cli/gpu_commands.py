@@ -17,6 +17,7 @@ import click
 from tagtool_cli.options import DEVICE_HELP
 
 from tagmodels.tagger.presets import PRESETS
+from tagmodels.training.host_sync import PROJECT
 
 SPEED_PRESETS = ("shapes-paper", "texture-paper")
 
@@ -39,7 +40,8 @@ def _step(name: str, action: Callable[[], dict[str, Any] | None], steps: list[di
     except BaseException as error:  # noqa: BLE001  (a step's failure is a result; Ctrl-C still stops)
         if isinstance(error, KeyboardInterrupt):
             raise
-        row.update(ok=False, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc()[-3000:])
+        trace = traceback.format_exc().replace(f"{PROJECT}/", "")  # results hold relative paths
+        row.update(ok=False, error=f"{type(error).__name__}: {error}", traceback=trace[-3000:])
     row["seconds"] = round(time.perf_counter() - started, 3)
     click.echo(f"gpu-check: {name}: {'ok' if row['ok'] else 'FAILED'} ({row['seconds']:.1f} s)")
     steps.append(row)
