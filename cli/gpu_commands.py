@@ -17,7 +17,6 @@ import click
 from tagtool_cli.options import DEVICE_HELP
 
 from tagmodels.tagger.presets import PRESETS
-from tagmodels.training.host_sync import PROJECT
 
 SPEED_PRESETS = ("shapes-paper", "texture-paper")
 
@@ -40,6 +39,8 @@ def _step(name: str, action: Callable[[], dict[str, Any] | None], steps: list[di
     except BaseException as error:  # noqa: BLE001  (a step's failure is a result; Ctrl-C still stops)
         if isinstance(error, KeyboardInterrupt):
             raise
+        from tagmodels.training.host_sync import PROJECT
+
         trace = traceback.format_exc().replace(f"{PROJECT}/", "")  # results hold relative paths
         row.update(ok=False, error=f"{type(error).__name__}: {error}", traceback=trace[-3000:])
     row["seconds"] = round(time.perf_counter() - started, 3)
