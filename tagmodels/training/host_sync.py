@@ -20,6 +20,7 @@ On CUDA the same trap runs beside ``torch.cuda.set_sync_debug_mode("error")``.
 
 from __future__ import annotations
 
+import sysconfig
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[2]  # the repository, in an editable install
+NOT_OURS = (Path(torch.__file__).resolve().parent, Path(sysconfig.get_paths()["stdlib"]).resolve())
 COPIES = {torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default, torch.ops.aten._copy_from.default}
 
 
@@ -45,12 +47,17 @@ class Violation:
 
 
 def project_line(frames: list[traceback.FrameSummary]) -> str:
-    """The innermost of ``frames`` in this project's code (not torch's, not this module): file:line (code)."""
+    """The innermost of ``frames`` in our code (not torch's, Python's or this module's):
+    file:line (code), the file relative to the repository when it lies there."""
     for frame in reversed(frames):
+        if frame.filename.startswith("<"):  # <frozen ...>, <string>: no file of ours
+            continue
         path = Path(frame.filename).resolve()
-        if path.is_relative_to(PROJECT) and path != Path(__file__).resolve() and ".venv" not in path.parts:
-            return f"{path.relative_to(PROJECT)}:{frame.lineno} ({frame.line})"
-    return "outside the project"
+        if path == Path(__file__).resolve() or any(path.is_relative_to(skip) for skip in NOT_OURS):
+            continue
+        shown = path.relative_to(PROJECT) if path.is_relative_to(PROJECT) else path
+        return f"{shown}:{frame.lineno} ({frame.line})"
+    return "outside our code"
 
 
 def _tensors(value: object) -> list[torch.Tensor]:
