@@ -28,24 +28,43 @@ def _tagtool(*args: Any) -> None:
     tagtool.main([str(arg) for arg in args], prog_name="tagtool", standalone_mode=False)
 
 
-def _step(name: str, action: Callable[[], dict[str, Any] | None], steps: list[dict[str, Any]]) -> None:
-    """Run ``action``, recording whether it passed, its seconds, its figures and any error."""
-    click.echo(f"gpu-check: {name}")
-    started = time.perf_counter()
-    row: dict[str, Any] = {"step": name}
-    try:
-        row.update(action() or {})
-        row["ok"] = row.get("ok", True)
-    except BaseException as error:  # noqa: BLE001  (a step's failure is a result; Ctrl-C still stops)
-        if isinstance(error, KeyboardInterrupt):
-            raise
+class _Steps:
+    """The steps run so far, summarised in ``path`` after each one (so a run cut short by a
+    time limit still says how far it got)."""
+
+    def __init__(self, path: Path, summary: dict[str, Any]) -> None:
+        self.path, self.summary, self.rows = path, summary, []
+        self.started = time.perf_counter()
+
+    def run(self, name: str, action: Callable[[], dict[str, Any] | None]) -> None:
+        """Run ``action``, recording whether it passed, its seconds, its figures and any error."""
         from tagmodels.training.host_sync import PROJECT
 
-        trace = traceback.format_exc().replace(f"{PROJECT}/", "")  # results hold relative paths
-        row.update(ok=False, error=f"{type(error).__name__}: {error}", traceback=trace[-3000:])
-    row["seconds"] = round(time.perf_counter() - started, 3)
-    click.echo(f"gpu-check: {name}: {'ok' if row['ok'] else 'FAILED'} ({row['seconds']:.1f} s)")
-    steps.append(row)
+        click.echo(f"gpu-check: {name}")
+        started = time.perf_counter()
+        row: dict[str, Any] = {"step": name}
+        try:
+            row.update(action() or {})
+            row["ok"] = row.get("ok", True)
+        except Exception as error:  # a step's failure is a result; the next step still runs
+            trace = traceback.format_exc().replace(f"{PROJECT}/", "")  # results hold relative paths
+            row.update(ok=False, error=f"{type(error).__name__}: {error}", traceback=trace[-3000:])
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        click.echo(f"gpu-check: {name}: {'ok' if row['ok'] else 'FAILED'} ({row['seconds']:.1f} s)")
+        self.rows.append(row)
+        self.save(finished=False)
+
+    @property
+    def failed(self) -> list[str]:
+        return [row["step"] for row in self.rows if not row["ok"]]
+
+    def save(self, finished: bool) -> None:
+        from tagmodels.training.runs import write_json
+
+        write_json(self.path, {
+            "ok": finished and not self.failed, "finished": finished, "failed": self.failed, **self.summary,
+            "steps": self.rows, "wall_seconds": round(time.perf_counter() - self.started, 3),
+        })
 
 
 def _same_parameters(a: Path, b: Path) -> dict[str, Any]:
@@ -75,7 +94,7 @@ def gpu_check(out_dir, device, images, speed_presets, speed_compile, seconds):
     from tagmodels.device import resolve_device
     from tagmodels.gpu.steps import check_steps, fit_host_reads
     from tagmodels.training.precision import resolve_precision
-    from tagmodels.training.runs import provenance, write_json
+    from tagmodels.training.runs import provenance
 
     if images < 10:
         raise UserError(f"--images must be at least 10, got {images}")
@@ -89,44 +108,40 @@ def gpu_check(out_dir, device, images, speed_presets, speed_compile, seconds):
     data, straight, resumed = work / "shapes.h5", work / "run-straight", work / "run-resumed"
     train = ("train", "--data", data, "--preset", "shapes-small", "--device", dev, "--seed", 1, "--quiet",
              "--overwrite")
-    started = time.perf_counter()
-    steps: list[dict[str, Any]] = []
-
-    _step("make-dataset", lambda: _tagtool(
+    steps = _Steps(out / "gpu-check.json", {"precision": precision, **provenance(dev, seed=1)})
+    steps.run("make-dataset", lambda: _tagtool(
         "make-dataset", "shapes", "--train", images, "--valid", max(10, images // 5), "--test", max(10, images // 5),
-        "--single", 0, "--out", data, "--overwrite"), steps)
-    _step("train 2 epochs", lambda: _tagtool(*train, "--out", straight, "--epochs", 2), steps)
-    _step("train 1 epoch", lambda: _tagtool(*train, "--out", resumed, "--epochs", 1), steps)
-    _step("resume to 2 epochs", lambda: _tagtool(
-        "train", "--out", resumed, "--resume", "--epochs", 2, "--device", dev, "--quiet"), steps)
-    _step("resume is exact", lambda: _same_parameters(straight, resumed), steps)
-    _step("evaluate", lambda: _tagtool(
-        "evaluate", straight, "--iterations", 5, "--device", dev, "--quiet", "--json", out / "evaluate.json"), steps)
+        "--single", 0, "--out", data, "--overwrite"))
+    steps.run("train 2 epochs", lambda: _tagtool(*train, "--out", straight, "--epochs", 2))
+    steps.run("train 1 epoch", lambda: _tagtool(*train, "--out", resumed, "--epochs", 1))
+    steps.run("resume to 2 epochs", lambda: _tagtool(
+        "train", "--out", resumed, "--resume", "--epochs", 2, "--device", dev, "--quiet"))
+    steps.run("resume is exact", lambda: _same_parameters(straight, resumed))
+    steps.run("evaluate", lambda: _tagtool(
+        "evaluate", straight, "--iterations", 5, "--device", dev, "--quiet", "--json", out / "evaluate.json"))
 
     def clean_steps() -> dict[str, Any]:
         found = {name: [str(v) for v in violations] for name, violations in check_steps(dev, precision).items()}
         return {"ok": not any(found.values()), "precision": precision, "violations": found}
 
-    _step("training steps never wait for the device", clean_steps, steps)
+    steps.run("training steps never wait for the device", clean_steps)
 
     def fit_reads() -> dict[str, Any]:
         reads = {n: fit_host_reads(dev, n, work) for n in (2, 12)}
         return {"ok": reads[2] == reads[12], "host_reads_2_steps": reads[2], "host_reads_12_steps": reads[12]}
 
-    _step("fit reads the device once per epoch", fit_reads, steps)
+    steps.run("fit reads the device once per epoch", fit_reads)
     for preset in speed_presets or SPEED_PRESETS:
-        _step(f"speed-train {preset}", lambda preset=preset: _tagtool(
+        steps.run(f"speed-train {preset}", lambda preset=preset: _tagtool(
             "speed-train", "--preset", preset, "--device", dev, "--precision", precision, "--compile", speed_compile,
-            "--seconds", seconds, "--out", out / f"speed-{preset}.json"), steps)
+            "--seconds", seconds, "--out", out / f"speed-{preset}.json"))
 
-    failed = [row["step"] for row in steps if not row["ok"]]
-    write_json(out / "gpu-check.json", {
-        "ok": not failed, "failed": failed, "precision": precision, "steps": steps,
-        "wall_seconds": round(time.perf_counter() - started, 3), **provenance(dev, seed=1),
-    })
-    if failed:
-        raise UserError(f"gpu-check: {len(failed)} step(s) failed ({'; '.join(failed)}); see {out / 'gpu-check.json'}")
-    click.echo(f"gpu-check: all {len(steps)} steps passed -> {out / 'gpu-check.json'}")
+    steps.save(finished=True)
+    if steps.failed:
+        raise UserError(
+            f"gpu-check: {len(steps.failed)} step(s) failed ({'; '.join(steps.failed)}); see {out / 'gpu-check.json'}"
+        )
+    click.echo(f"gpu-check: all {len(steps.rows)} steps passed -> {out / 'gpu-check.json'}")
 
 
 COMMANDS: list[click.Command] = [gpu_check]

@@ -24,7 +24,7 @@ def test_gpu_check_on_cpu_passes_every_step_and_writes_json(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "check" / "gpu-check.json").read_text())
     steps = {row["step"]: row for row in report["steps"]}
-    assert report["ok"] and all(row["ok"] for row in steps.values())
+    assert report["ok"] and report["finished"] and all(row["ok"] for row in steps.values())
     assert steps["resume is exact"]["largest_difference"] == 0.0
     reads = steps["fit reads the device once per epoch"]
     assert reads["host_reads_2_steps"] == reads["host_reads_12_steps"] > 0  # validation reads it, once an epoch
@@ -49,7 +49,7 @@ def test_gpu_check_records_a_failing_step_and_runs_the_rest(tmp_path, monkeypatc
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith("Error: gpu-check: 1 step(s) failed")
     report = json.loads((tmp_path / "check" / "gpu-check.json").read_text())
-    assert report["failed"] == ["training steps never wait for the device"]
+    assert report["failed"] == ["training steps never wait for the device"] and not report["ok"]
     assert ran[-1] == "speed-train" and report["steps"][-1]["ok"]
 
 
