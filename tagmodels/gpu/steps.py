@@ -1,13 +1,14 @@
 """The training steps of every model, run under :class:`DeviceTrap` on one device.
 
 Each case is one objective the training loop trains (Tagger's grouping objective, binary and
-continuous, BatchNorm and LayerNorm; the Table 2 classification objective of FC MLP, FC
-Ladder, ConvNet and the Tagger classifier, with every label and with 1,000 of them), at a
-tiny width, stepped through :func:`tagmodels.training.loop.train_epoch` exactly as ``fit``
-steps it. On CPU alone the device is ``meta`` (the test suite's check); on a GPU it is the
-GPU, where ``tagtool gpu-check`` adds CUDA's own sync detection. :func:`fit_host_reads`
-counts the host reads of a whole ``fit`` (validation and checkpoints included), which must
-not grow with the steps of an epoch.
+continuous, BatchNorm and LayerNorm, and with the 2016 release's options; the Table 2
+classification objective of FC MLP, FC Ladder, ConvNet and the Tagger classifier, with every
+label and with 1,000 of them), at a tiny width, stepped through
+:func:`tagmodels.training.loop.train_epoch` exactly as ``fit`` steps it. On CPU alone the
+device is ``meta`` (the test suite's check); on a GPU it is the GPU, where ``tagtool
+gpu-check`` adds CUDA's own sync detection. :func:`fit_host_reads` counts the host reads of a
+whole ``fit`` (validation and checkpoints included), which must not grow with the steps of
+an epoch.
 """
 
 from __future__ import annotations
@@ -59,45 +60,60 @@ def _split(kind: str, device: torch.device, digits: int = 1) -> SplitTensors:
     )
 
 
-def _tagger(kind: str, norm: str, device: torch.device) -> Tagger:
-    config = TaggerConfig(n_inputs=N, input_kind=kind, widths=(10, 8, 6), norm=norm)  # type: ignore[arg-type]
+# The 2016 release's details (docs/release-options.md), all switched on in one case per input kind.
+RELEASE_OPTIONS = {
+    "binary": {"z_input": "logit", "norm_epsilon": 1e-10, "tag_norm": "batch"},
+    "continuous": {"variance_map": "exp-asinh", "likelihood_variance": "v-squared", "m_floor": 1e-5,
+                   "norm_epsilon": 1e-10, "tag_norm": "batch", "initial_variance": 2.414},
+}
+
+
+def _tagger(kind: str, norm: str, device: torch.device, **options: object) -> Tagger:
+    config = TaggerConfig(n_inputs=N, input_kind=kind, widths=(10, 8, 6), norm=norm,
+                          **options)  # type: ignore[arg-type]
     return Tagger(config).to(device)
 
 
-def _grouping(kind: str, norm: str) -> StepCase:
+def _grouping(kind: str, norm: str, release: bool = False) -> StepCase:
     dataset = "shapes" if kind == "binary" else "texture-mnist"
+    options = RELEASE_OPTIONS[kind] if release else {}
 
     def build(device: torch.device) -> Objective:
         split = _split(dataset, device)
-        return GroupingObjective(_tagger(kind, norm, device), split, split, groups=3, iterations=2, batch_size=BATCH)
+        model = _tagger(kind, norm, device, **options)
+        return GroupingObjective(model, split, split, groups=3, iterations=2, batch_size=BATCH)
 
-    return StepCase(f"tagger-{kind}-{norm}", build)
+    return StepCase(f"tagger-{kind}-{norm}{'-release-options' if release else ''}", build)
 
 
-def _classifier(method: str, device: torch.device) -> torch.nn.Module:
+def _classifier(method: str, device: torch.device, release: bool) -> torch.nn.Module:
     if method == "fc-mlp":
         return zoo.create(method, n_inputs=N, widths=(10, 8))
     if method == "fc-ladder":
-        return zoo.create(method, n_inputs=N, widths=(10, 8), denoising_weights=(1.0, 1.0, 1.0, 1.0))
+        return zoo.create(method, n_inputs=N, widths=(10, 8), denoising_weights=(1.0, 1.0, 1.0, 1.0),
+                          normalise_reconstruction=release)  # Rasmus et al.'s Algorithm 1
     if method == "convnet":
         return zoo.create(method, image_size=(SIDE, SIDE), channels=(4, 6))
     return TaggerClassifier(_tagger("continuous", "batch", device), fresh_widths=(6, 5), groups=3, iterations=2)
 
 
-def _classification(method: str, labelled: bool) -> StepCase:
+def _classification(method: str, labelled: bool, release: bool = False) -> StepCase:
     def build(device: torch.device) -> Objective:
         split = _split("texture-mnist", device, digits=2)
         subset = torch.arange(0, EXAMPLES, 2) if labelled else None  # host indices, as labelled_subset gives
-        model = _classifier(method, device).to(device)
+        model = _classifier(method, device, release).to(device)
         return ClassificationObjective(model, split, subset, split, BATCH)
 
-    return StepCase(f"{method}-{'1000-labels' if labelled else 'all-labels'}", build)
+    labels = "1000-labels" if labelled else "all-labels"
+    return StepCase(f"{method}-{labels}{'-release-options' if release else ''}", build)
 
 
 CASES: list[StepCase] = [
     *(_grouping(kind, norm) for kind in ("binary", "continuous") for norm in ("batch", "layer")),
+    *(_grouping(kind, "layer", release=True) for kind in ("binary", "continuous")),
     *(_classification(method, labelled) for method in ("fc-mlp", "fc-ladder", "convnet", "tagger")
       for labelled in (False, True)),
+    _classification("fc-ladder", labelled=True, release=True),
 ]
 
 
