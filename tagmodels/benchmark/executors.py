@@ -252,7 +252,8 @@ def run_local(
         slots.put(slot)
         log(f"worker {slot.worker}: {slot.device}, {slot.threads} thread(s)" + (f", cores {list(slot.cores)}" if slot.cores else ""))
     running: dict[Future, Cell] = {}
-    with ProcessPoolExecutor(max_parallel, mp_context=context, initializer=_start_worker, initargs=(str(out), slots)) as pool:
+    pool = ProcessPoolExecutor(max_parallel, mp_context=context, initializer=_start_worker, initargs=(str(out), slots))
+    try:
         while pending or running:
             for cell in dispatchable(pending, list(running.values()), max_parallel - len(running)):
                 pending.remove(cell)
@@ -266,7 +267,13 @@ def run_local(
                 log(f"[{len(outcomes)}/{len(cells)}] {cell.name}: {outcome.line()}")
                 render_table(Path(out), plan.scale)
                 if isinstance(error, BrokenProcessPool):  # a worker died: the pool takes no more work
-                    for cell in pending:
-                        outcomes[cell] = Outcome(cell, "failed", detail="not started: a worker process died")
+                    for waiting in pending:
+                        outcomes[waiting] = Outcome(waiting, "failed", detail="not started: a worker process died")
                     pending.clear()
+    except BaseException:  # Ctrl-C, SIGTERM: stop the workers too; their cells resume when run again
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return [outcomes[cell] for cell in cells]
