@@ -200,8 +200,9 @@ def test_plans_of_several_commands_keep_their_indices(tmp_path):
     merged = extend_plan(tmp_path / "b", Plan(scale, [CELLS[3], CELLS[0]], "fp32", False))
     assert merged.cells == [CELLS[0], CELLS[1], CELLS[3]]
     assert read_plan(tmp_path / "b") == merged and merged.scale == scale
-    with pytest.raises(UserError, match="other settings"):
-        extend_plan(tmp_path / "b", Plan(decaying_scale(), CELLS, "fp32", False))
+    assert extend_plan(tmp_path / "b", Plan(decaying_scale(), CELLS[:1], "fp32", False)).scale == decaying_scale()
+    with pytest.raises(UserError, match="quick-scale benchmark"):
+        extend_plan(tmp_path / "b", Plan(tiny_scale(name="cpu"), CELLS, "fp32", False))
     with pytest.raises(UserError, match="out of range"):
         merged.cell(3)
 
@@ -260,6 +261,17 @@ def test_slurm_executor_off_a_cluster_is_one_line(tmp_path):
 
 
 # ---------------------------------------------------------------------------- CLI
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--max-parallel", "0"], "must be at least 1"), (["--executor", "pbs"], "Invalid value for '--executor'"),
+     (["--executor", "slurm", "--slurm-array-parallelism", "0"], "must be at least 1")],
+)
+def test_bad_executor_options_give_one_line(tmp_path, args, message):
+    outcome = CliRunner().invoke(tagtool, ["benchmark", "--out", str(tmp_path / "b"), *args])
+    assert outcome.exit_code == 2 and message in outcome.output
+    assert not (tmp_path / "b").exists()
 
 
 def test_plan_only_lists_the_indices_for_benchmark_cell(tmp_path):

@@ -76,17 +76,17 @@ def read_plan(out: Path | str) -> Plan:
 
 
 def extend_plan(out: Path, plan: Plan) -> Plan:
-    """Open the directory (tagmodels.benchmark.grid.open_directory) and add ``plan``'s cells to
-    its plan (creating it), keeping the cells it holds in their order; the scale must match, the precision and compilation are the latest
-    command's. Returns the merged plan. Under a lock, so concurrent commands merge too."""
+    """Open the directory (tagmodels.benchmark.grid.open_directory, which refuses another
+    scale) and add ``plan``'s cells to its plan (creating it), keeping the cells it holds in
+    their order. The scale's settings, precision and compilation become the latest command's:
+    a cell started with other settings is refused when it is run, as in one process. Returns
+    the merged plan. Under a lock, so concurrent commands merge too."""
     out = Path(out)
     open_directory(out, plan.scale)
     with exclusive(out / STATE / "plan.lock"):
         path = plan_path(out)
         if path.exists():
             held = Plan.from_dict(read_json(path), path)
-            if held.scale != plan.scale:
-                raise UserError(f"{path} plans the {held.scale.name} scale with other settings; use another --out")
             cells = held.cells + [cell for cell in plan.cells if cell not in held.cells]
             plan = Plan(plan.scale, cells, plan.precision, plan.compile, plan.mnist_dir or held.mnist_dir)
         write_json(path, plan.to_dict())

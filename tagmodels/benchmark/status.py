@@ -54,8 +54,9 @@ def benchmark_rows(out: Path) -> list[Row]:
     plan = read_plan(out) if (out / PLAN).exists() else None
     cells = list(plan.cells) if plan else []
     for config in sorted(out.glob("runs/*/config.json")):
-        cell = Cell(**read_json(config)["cell"])
-        if cell not in cells:
+        held = read_json(config)
+        cell = Cell(**held["cell"]) if isinstance(held, dict) and "cell" in held else None
+        if cell is not None and cell not in cells:  # a cell started before plans, not a user's own run
             cells.append(cell)
     runs = {cell: RunDir(out / "runs" / cell.name) for cell in cells}
     histories = {cell: run.history() for cell, run in runs.items()}
