@@ -310,3 +310,19 @@ def test_status_of_a_folder_of_training_runs(tmp_path):
     text = render_status(status_rows(tmp_path / "table1"))
     assert "shapes-paper-layer  incomplete  2/4     1 min" in text
     assert "1 in all: 1 incomplete; 1 min of training left" in text
+
+
+def test_status_of_a_benchmark_copied_without_its_runs_files(tmp_path):
+    """results/table2-cpu keeps result.json and metrics.jsonl alone (no config, no plan)."""
+    cell = CELLS[3]
+    run = tmp_path / "runs" / cell.name
+    run.mkdir(parents=True)
+    (tmp_path / "benchmark.json").write_text(json.dumps({"scale": "cpu"}))
+    (run / "result.json").write_text(json.dumps({"method": cell.method, "dataset": cell.dataset, "labels": cell.labels,
+                                                 "seed": 0, "permuted": True, "test_error": 12.5}))
+    (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "seconds": 3.0}) + "\n")
+    (tmp_path / "runs" / "my-net").mkdir()  # a user's own row: no cell
+    (tmp_path / "runs" / "my-net" / "result.json").write_text(json.dumps({"method": "my-net", "test_error": 1.0}))
+    rows = status_rows(tmp_path)
+    assert [(r.name, r.state, r.done, r.planned, r.detail) for r in rows] == [
+        (cell.name, "done", 1, 1, "12.50 % test error")]

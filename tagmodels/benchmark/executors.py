@@ -276,4 +276,5 @@ def run_local(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        slots.close()
     return [outcomes[cell] for cell in cells]

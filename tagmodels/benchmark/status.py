@@ -53,10 +53,9 @@ def benchmark_rows(out: Path) -> list[Row]:
     """Every planned (or already started) cell of a benchmark directory."""
     plan = read_plan(out) if (out / PLAN).exists() else None
     cells = list(plan.cells) if plan else []
-    for config in sorted(out.glob("runs/*/config.json")):
-        held = read_json(config)
-        cell = Cell(**held["cell"]) if isinstance(held, dict) and "cell" in held else None
-        if cell is not None and cell not in cells:  # a cell started before plans, not a user's own run
+    for directory in sorted(path for path in out.glob("runs/*") if path.is_dir()):
+        cell = _started_cell(directory)
+        if cell is not None and cell not in cells:
             cells.append(cell)
     runs = {cell: RunDir(out / "runs" / cell.name) for cell in cells}
     histories = {cell: run.history() for cell, run in runs.items()}
@@ -86,23 +85,40 @@ def benchmark_rows(out: Path) -> list[Row]:
             if left is not None:
                 phase_left = max(0, (phase_planned or 0) - len(phase))
                 left = None if phase_left and phase_speed is None else left + phase_left * (phase_speed or 0)
-        rows.append(_cell_row(out, cell, done, planned, left, run))
+        rows.append(_cell_row(out, cell, done, planned, left, run, len(history)))
     return rows
 
 
-def _cell_row(out: Path, cell: Cell, done: int, planned: int | None, left: float | None, run: RunDir) -> Row:
-    """A cell's state: done, running (where), failed (last error) or waiting."""
+def _started_cell(directory: Path) -> Cell | None:
+    """The cell of a run under runs/ (started before plans, or copied in), from its config.json
+    or result.json; None for a user's own run, which has no cell."""
+    for name, pick in (("config.json", lambda data: data["cell"]), (RESULT, lambda data: data)):
+        if (directory / name).exists():
+            try:
+                data = pick(read_json(directory / name))
+                cell = Cell(data["method"], data["dataset"], data["labels"], data["seed"], data.get("permuted", False))
+            except (KeyError, TypeError):
+                continue
+            return cell if cell.name == directory.name else None
+    return None
+
+
+def _cell_row(out: Path, cell: Cell, done: int, planned: int | None, left: float | None, run: RunDir,
+              own: int) -> Row:
+    """A cell's state: done, running (where), failed (last error) or waiting (after ``own``
+    epochs of its own, not counting a Tagger's unsupervised phase)."""
     result = run.path / RESULT
     if result.exists():
         figures = read_result(result)
-        return Row(cell.name, "done", done, planned, 0.0, f"{figures['test_error']:.2f} % test error")
+        return Row(cell.name, "done", done, done if planned is None else planned, 0.0,
+                   f"{figures['test_error']:.2f} % test error")
     lock = cell_lock(out, cell)
     if held(lock):
         return Row(cell.name, "running", done, planned, left, describe_holder(holder(lock)))
     error = error_record(out, cell)
     if error.exists():
         return Row(cell.name, "failed", done, planned, left, read_json(error).get("error", "?"))
-    return Row(cell.name, "waiting", done, planned, left, f"resumes after epoch {done}" if done else "")
+    return Row(cell.name, "waiting", done, planned, left, f"resumes after epoch {own}" if own else "")
 
 
 def run_rows(folder: Path) -> list[Row]:
