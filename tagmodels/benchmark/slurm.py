@@ -21,8 +21,10 @@ from tagdata.errors import UserError
 from tagmodels.benchmark.executors import Outcome, run_planned_cell
 from tagmodels.training.threads import usable_cores
 
-SUBMITIT = "submitit"
 JOB_NAME = "tagtool-benchmark"
+# Requeues after reaching the time limit before a task is given up (each resumes its cell, so a
+# cell longer than --slurm-time still finishes; submitit's default is 3).
+MAX_TIMEOUTS = 10
 
 
 def parse_minutes(text: str) -> int:
@@ -107,7 +109,7 @@ def slurm_executor(folder: Path, parameters: dict[str, Any]) -> Any:
     """submitit's Slurm executor with the grid's parameters (needs sbatch and srun)."""
     submitit = import_submitit()
     try:
-        executor = submitit.SlurmExecutor(folder=str(folder))
+        executor = submitit.SlurmExecutor(folder=str(folder), max_num_timeout=MAX_TIMEOUTS)
     except RuntimeError as err:  # no srun on this machine
         raise UserError(f"--executor slurm: {err}") from None
     executor.update_parameters(**parameters)
