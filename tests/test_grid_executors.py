@@ -75,6 +75,9 @@ def test_local_pool_gives_the_inline_figures(tmp_path, data_dir):
     phase = result(pool, CELLS[2])["unsupervised_phase"]
     assert phase["final_valid_ami"] == result(alone, CELLS[2])["unsupervised_phase"]["final_valid_ami"]
     assert sum("worker" in line for line in lines) == 2
+    # Each cell gives its run directories' own locks up (tagdata.locking) as it ends, so that the
+    # other budget's cell in another worker can reload the shared unsupervised phase.
+    assert [path for d in (alone, pool) for path in d.glob("*/*/.lock")] == []
     assert "(n=1)" in (pool / "table.md").read_text()
 
 
