@@ -56,14 +56,16 @@ table1: setup
 
 # The paper's Table 2 at CPU scale (docs/benchmark.md): about two hours on two cores, a cell
 # at a time; run it again to go on after a stop. Needs the MNIST IDX files.
+# TABLE2_OPTIONS="--executor local --max-parallel 4" runs the cells on a pool of workers.
 TABLE2_CPU ?= ../runs/table2-cpu
+TABLE2_OPTIONS ?=
 export TAGDATA_MNIST_DIR ?= ../shared/data/mnist
 table2-cpu: setup
 	mkdir -p $(TABLE2_CPU)
-	$(BIN)/tagtool benchmark --scale cpu --out $(TABLE2_CPU) --quiet
-	$(BIN)/tagtool benchmark --scale cpu --out $(TABLE2_CPU) --quiet --permute-pixels --method convnet
+	$(BIN)/tagtool benchmark --scale cpu --out $(TABLE2_CPU) --quiet $(TABLE2_OPTIONS)
+	$(BIN)/tagtool benchmark --scale cpu --out $(TABLE2_CPU) --quiet --permute-pixels --method convnet $(TABLE2_OPTIONS)
 	$(BIN)/tagtool benchmark --scale cpu --out $(TABLE2_CPU) --quiet --permute-pixels --method tagger \
-		--dataset texture-mnist2
+		--dataset texture-mnist2 $(TABLE2_OPTIONS)
 
 # The prepared check of the CUDA path (docs/gpu.md): smoke training, exact resume, evaluation,
 # the host-sync check of every training step under CUDA's sync debug mode, and speed-train

@@ -1,8 +1,12 @@
-"""`tagtool benchmark`: the paper's Table 2 grid (classification on TextureMNIST1/2)."""
+"""`tagtool benchmark`: the paper's Table 2 grid (classification on TextureMNIST1/2), run in this
+process, on a local pool of workers or as a Slurm job array; `tagtool benchmark-cell` runs one
+planned cell (for users' own sbatch array scripts); `tagtool status` shows where a grid stands."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import click
 from tagtool_cli.interrupts import on_interrupt
@@ -14,7 +18,10 @@ from tagtool_cli.options import (
     threads_option,
 )
 
+from tagdata.errors import UserError
 from tagmodels.benchmark.settings import BUDGETS, DATASETS, LADDER_WEIGHTS, METHODS, SCALES, TAGGER_SUPERVISED
+
+EXECUTORS = ("inline", "local", "slurm")
 
 
 def _expand(value: str, names: tuple[str, ...]) -> list[str]:
@@ -49,29 +56,164 @@ def _expand(value: str, names: tuple[str, ...]) -> list[str]:
               help="torch.compile the models (slow to start, faster per step)")
 @threads_option
 @click.option("--quiet", is_flag=True, help="no progress bars")
+@click.option("--executor", type=click.Choice(EXECUTORS), default="inline", show_default=True,
+              help="inline: the cells one after another in this process; local: a pool of worker "
+                   "processes (--max-parallel); slurm: one Slurm job array through submitit")
+@click.option("--max-parallel", type=int, default=None, callback=positive,
+              help="local: workers at once, each pinned to a GPU (round-robin) or to its share of the CPU "
+                   "cores [default: the visible GPUs, else 2]")
+@click.option("--slurm-partition", default=None, help="slurm: the partition")
+@click.option("--slurm-time", default="4:00:00", show_default=True,
+              help="slurm: each task's time limit (minutes, HH:MM:SS or D-HH:MM); a cell cut short is requeued "
+                   "and resumes")
+@click.option("--slurm-gpus-per-task", type=int, default=1, show_default=True, help="slurm: GPUs of each task (0: none)")
+@click.option("--slurm-cpus-per-task", type=int, default=None, callback=positive, help="slurm: CPUs of each task")
+@click.option("--slurm-array-parallelism", type=int, default=8, show_default=True, callback=positive,
+              help="slurm: cells running at once (the array's %N cap)")
+@click.option("--slurm-option", "slurm_options", multiple=True, metavar="NAME[=VALUE]",
+              help="slurm: any other sbatch option, e.g. account=proj or qos=high (repeatable)")
+@click.option("--slurm-folder", type=click.Path(file_okay=False), default=None,
+              help="slurm: submitit's logs and job files, on a shared file system [default: OUT/slurm]")
+@click.option("--plan-only", is_flag=True,
+              help="write OUT/plan.json and list the cells' indices for `tagtool benchmark-cell`; run nothing")
 def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute_pixels, tagger_supervised,
-              ladder_weights, ladder_normalise_reconstruction, device, precision, compile_model, threads, quiet):
+              ladder_weights, ladder_normalise_reconstruction, device, precision, compile_model, threads, quiet, executor, max_parallel, slurm_partition, slurm_time, slurm_gpus_per_task,
+              slurm_cpus_per_task, slurm_array_parallelism, slurm_options, slurm_folder, plan_only):
     """Run the grid of Table 2; skips finished cells, resumes half-finished ones, writes DIR/table.md."""
     from tagdata.atomic import new_directory
-    from tagmodels.benchmark.grid import META, Benchmark, grid
+    from tagmodels.benchmark.executors import bookkeeping
+    from tagmodels.benchmark.grid import grid
+    from tagmodels.benchmark.plan import Plan, extend_plan
     from tagmodels.benchmark.settings import Choices, get_scale
-    from tagmodels.device import resolve_device
-    from tagmodels.training.precision import configure, describe
 
     cells = grid(_expand(method, METHODS), _expand(dataset, DATASETS), _expand(labels, BUDGETS), seeds, permute_pixels)
-    dev = resolve_device(device)
-    precision = configure(dev, precision, threads)
-    click.echo(describe(dev, precision, compile_model))
+    out = Path(out_dir)
+    slurm = None
+    if executor == "slurm":  # check the options before anything is written
+        from tagmodels.benchmark.slurm import import_submitit, parse_sbatch_options, slurm_parameters
+
+        import_submitit()
+        slurm = slurm_parameters(slurm_partition, slurm_time, slurm_gpus_per_task or None, slurm_cpus_per_task,
+                                 slurm_array_parallelism, parse_sbatch_options(slurm_options))
+    mnist = str(Path(mnist_dir).resolve()) if mnist_dir else None
     choices = Choices(tagger_supervised, ladder_weights, ladder_normalise_reconstruction)
-    bench = Benchmark(
-        out_dir, get_scale(scale).with_choices(choices), dev, mnist_dir, progress=not quiet, log=click.echo,
-        precision=precision, compile=compile_model, adapt_threads=threads == "auto",
-    )
     on_interrupt(lambda: f"finished cells are kept in {out_dir}; run the same command again to do the rest")
     started = time.perf_counter()
-    with new_directory(bench.out, ignore=(META,)):
-        bench.run_grid(cells)
-    click.echo(f"{len(cells)} cells in {time.perf_counter() - started:.0f} s -> {bench.out / 'table.md'}")
+    with new_directory(out, ignore=bookkeeping(cells)):  # a refused first command leaves no folder
+        plan = extend_plan(out, Plan(get_scale(scale).with_choices(choices), cells, precision, compile_model, mnist))
+        if plan_only:
+            indices = [plan.index(cell) for cell in cells]
+            click.echo(f"{out / 'plan.json'}: {len(plan.cells)} cells; this selection is indices {_ranges(indices)}")
+            for index in indices:
+                click.echo(f"  {index:3d}  {plan.cells[index].name}")
+            return
+        if executor == "inline":
+            outcomes = _inline(out, cells, device, threads, quiet)
+        elif executor == "local":
+            from tagmodels.benchmark.executors import run_local
+
+            outcomes = run_local(out, cells, max_parallel or _default_parallel(device), device, threads, log=click.echo)
+        else:
+            _submit(out, cells, plan, slurm, slurm_folder, device)
+            return
+    _report(out, outcomes, time.perf_counter() - started)
 
 
-COMMANDS: list[click.Command] = [benchmark]
+def _inline(out: Path, cells, device, threads, quiet):
+    from tagmodels.benchmark.executors import planned_benchmark, run_inline
+    from tagmodels.training.precision import describe
+
+    _, bench = planned_benchmark(out, "inline", device, threads, progress=not quiet, log=click.echo)
+    click.echo(describe(bench.device, bench.precision, bench.compile))
+    return run_inline(bench, cells, log=click.echo)
+
+
+def _default_parallel(device: str | None) -> int:
+    from tagmodels.device import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is None:
+        import torch
+
+        return torch.cuda.device_count()
+    return 2
+
+
+def _submit(out: Path, cells, plan, parameters, folder, device) -> None:
+    """Make the datasets here (so that the tasks need not), then submit the cells still to do."""
+    from tagmodels.benchmark.executors import planned_benchmark
+    from tagmodels.benchmark.slurm import slurm_executor, submit_array
+
+    todo = [plan.index(cell) for cell in cells if not (out / "runs" / cell.name / "result.json").exists()]
+    if not todo:
+        click.echo(f"every cell is done: {out / 'table.md'}")
+        return
+    executor = slurm_executor(Path(folder) if folder else out / "slurm", parameters)
+    _, bench = planned_benchmark(out, "slurm", "cpu", 1, log=click.echo)
+    for dataset in sorted({cell.dataset for cell in cells}):
+        bench.dataset_path(dataset)
+    submit_array(executor, out, todo, device, log=click.echo)
+    click.echo(f"follow it with: tagtool status {out}")
+
+
+def _report(out: Path, outcomes, seconds: float) -> None:
+    """The closing line, and a non-zero exit when a cell failed."""
+    failed = [o for o in outcomes if o.state == "failed"]
+    elsewhere = [o for o in outcomes if o.state == "elsewhere"]
+    click.echo(f"{len(outcomes)} cells in {seconds:.0f} s -> {out / 'table.md'}")
+    if elsewhere:
+        click.echo(f"{len(elsewhere)} cell(s) were running in another process; `tagtool status {out}` follows them")
+    if failed:
+        raise UserError(f"{len(failed)} cell(s) failed (first: {failed[0].cell.name}: {failed[0].detail}); "
+                        f"`tagtool status {out}` lists them; run the command again to retry")
+
+
+def _ranges(indices: list[int]) -> str:
+    """[0, 1, 2, 5] as '0-2,5' (the form of sbatch --array)."""
+    parts, start = [], None
+    for i, index in enumerate(indices):
+        if start is None:
+            start = index
+        if i + 1 == len(indices) or indices[i + 1] != index + 1:
+            parts.append(str(start) if start == index else f"{start}-{index}")
+            start = None
+    return ",".join(parts)
+
+
+@click.command("benchmark-cell")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--index", type=int, envvar="SLURM_ARRAY_TASK_ID", required=True,
+              help="the cell's index in DIR/plan.json [env: SLURM_ARRAY_TASK_ID]")
+@click.option("--device", default=None, help=DEVICE_HELP)
+@threads_option
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def benchmark_cell(directory, index, device, threads, quiet):
+    """Run cell I of a planned grid (`benchmark --plan-only`), e.g. as one task of your own sbatch array."""
+    from tagmodels.benchmark.executors import run_planned_cell
+
+    executor = "sbatch" if os.environ.get("SLURM_JOB_ID") else "cell"
+    on_interrupt(lambda: f"the cell resumes from its last checkpoint when run again: tagtool benchmark-cell {directory} --index {index}")
+    outcome = run_planned_cell(directory, index, executor, device, threads, progress=not quiet, log=click.echo)
+    click.echo(f"{outcome.cell.name}: {outcome.line()}")
+    if outcome.state == "elsewhere":
+        raise UserError(f"cell {index} is being run by another process ({outcome.detail})")
+
+
+@click.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--table", is_flag=True, help="a benchmark directory: render DIR/table.md from the results so far")
+def status(directory, table):
+    """Where a grid (or a folder of training runs) stands: each cell's state, epochs and time left."""
+    from tagmodels.benchmark.executors import render_table
+    from tagmodels.benchmark.plan import is_benchmark, read_plan
+    from tagmodels.benchmark.status import render_status, status_rows
+
+    path = Path(directory)
+    click.echo(render_status(status_rows(path)), nl=False)
+    if table:
+        if not is_benchmark(path):
+            raise UserError(f"{directory} is not a benchmark directory: --table renders a benchmark's table.md")
+        click.echo(f"-> {render_table(path, read_plan(path).scale)}")
+
+
+COMMANDS: list[click.Command] = [benchmark, benchmark_cell, status]

@@ -26,14 +26,14 @@ _EXPORTS = {
     "ModelC": "tagmodels.baselines.classifiers",
     "PRESETS": "tagmodels.tagger.presets",
     "Preset": "tagmodels.tagger.presets",
-    "Run": "tagmodels.zoo",
+    "Run": "tagmodels.loading",
     "Tagger": "tagmodels.tagger.model",
     "TaggerClassifier": "tagmodels.tagger.classifier",
     "TaggerConfig": "tagmodels.tagger.model",
     "TaggerOutput": "tagmodels.tagger.model",
     "create": "tagmodels.zoo",
     "evaluate_grouping": "tagmodels.tagger.evaluation",
-    "load_run": "tagmodels.zoo",
+    "load_run": "tagmodels.loading",
 }
 _SUBMODULES = ("metrics", "paper")
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])

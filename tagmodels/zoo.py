@@ -1,26 +1,22 @@
-"""The model zoo: every model by name, and trained runs loaded back as ready models.
+"""The model zoo: every model by name, a plain registry.
 
-``create("tagger" | "fc-mlp" | "fc-ladder" | "convnet", ...)`` builds a fresh model; the CLI
-and the Table 2 benchmark build theirs through it, so a name means the same thing
-everywhere. ``load_run(path)`` rebuilds the model a run directory describes (a
-``tagtool train`` run or a benchmark cell), loads its last checkpoint and puts it in eval mode.
+``create("tagger" | "fc-mlp" | "fc-ladder" | "convnet", ...)`` builds a fresh model; the CLI,
+the training code and the Table 2 benchmark build theirs through it, so a name means the same
+thing everywhere. It knows nothing of runs or of the benchmark: those sit above it and use it
+(trained runs are loaded back by :mod:`tagmodels.loading`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
-import torch
 from torch import nn
 
-from tagdata.errors import InvalidArgument, UserError
+from tagdata.errors import InvalidArgument
 from tagmodels.baselines.classifiers import FCMLP, ModelC
 from tagmodels.baselines.fc_ladder import FCLadder
-from tagmodels.device import resolve_device
 from tagmodels.tagger.model import Tagger, TaggerConfig
-from tagmodels.training.runs import RunDir
 
 
 def _tagger(**config: Any) -> Tagger:
@@ -77,46 +73,3 @@ def create(name: str, **kwargs: Any) -> nn.Module:
         raise InvalidArgument(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
     _check_sizes(name, kwargs)
     return entry.build(**kwargs)
-
-
-@dataclass
-class Run:
-    """A trained run: its model (eval mode, on ``device``), config.json and per-epoch history."""
-
-    path: Path
-    model: nn.Module
-    config: dict[str, Any]
-    history: list[dict[str, Any]]
-    device: torch.device
-
-
-def load_run(path: str | Path, device: str | torch.device | None = None, checkpoint: str = "last") -> Run:
-    """Load a run directory's model from its last (or best-validation) checkpoint, ready to
-    call on a batch; ``history`` is the per-epoch metrics up to that checkpoint."""
-    run = RunDir(path)
-    config = run.config()
-    device = resolve_device(None if device is None else str(device))
-    model = _rebuild(run, config)
-    state = run.load_checkpoint(device, which=checkpoint)
-    if state is None and checkpoint == "best" and run.checkpoint_path.exists():
-        raise UserError(f"{run.path} has no best.pt: benchmark cells keep only their last checkpoint (and a Tagger "
-                        "run stopped before writing best.pt writes it on --resume); use the last checkpoint")
-    if state is None:
-        raise UserError(f"{run.path} has no {checkpoint} checkpoint yet: train it for at least one epoch")
-    model.load_state_dict(state["model"])
-    model.to(device).eval()
-    return Run(run.path, model, config, state["history"], device)
-
-
-def _rebuild(run: RunDir, config: dict[str, Any]) -> nn.Module:
-    """The untrained model a run's config.json describes."""
-    if isinstance(config, dict) and config.get("model") == "tagger":
-        from tagmodels.training.grouping import check_run_config
-
-        check_run_config(config, run.config_path)
-        return Tagger(TaggerConfig.from_dict(config["tagger"]))
-    if isinstance(config, dict) and "cell" in config:  # a Table 2 benchmark cell (tagmodels.benchmark.grid)
-        from tagmodels.benchmark.grid import rebuild_cell_model
-
-        return rebuild_cell_model(run, config)
-    raise UserError(f"{run.path}/config.json describes no model this toolkit knows")

@@ -15,6 +15,7 @@ import tagdata
 import tagmodels
 from tagdata.errors import UserError
 from tagmodels.benchmark import grid as benchmark_module
+from tagmodels.benchmark.executors import run_inline
 from tagmodels.benchmark.grid import Benchmark, Cell, grid
 from tagmodels.benchmark.permutation import pixel_permutation
 from tagmodels.benchmark.settings import LADDER_DENOISING_WEIGHTS, Scale, get_scale
@@ -301,8 +302,9 @@ def test_table_shows_permuted_pixels_beside_and_users_own_methods():
 
 def test_grid_writes_table_md(tmp_path, data_dir):
     out = bench_dir(tmp_path, data_dir)
-    bench = Benchmark(out, tiny_scale(), torch.device("cpu"), str(MNIST), log=lambda line: None)
-    bench.run_grid([Cell("fc-mlp", "texture-mnist1", "50000", 0), Cell("fc-mlp", "texture-mnist1", "50000", 1)])
+    bench = make(out)
+    run_inline(bench, [Cell("fc-mlp", "texture-mnist1", "50000", 0), Cell("fc-mlp", "texture-mnist1", "50000", 1)],
+               log=lambda line: None)
     text = (out / "table.md").read_text()
     assert "(n=2)" in rows(text)[("TextureMNIST1 (top-1, chance 90 %)", "FC MLP")][0]
 

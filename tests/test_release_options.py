@@ -23,7 +23,7 @@ from tagmodels.tagger.tag_names import RELEASE_INITIAL_VARIANCE
 from tagmodels.training.data import SplitTensors
 from tagmodels.training.grouping import new_run_config
 from tagmodels.training.resume import held_settings
-from tagmodels.zoo import load_run
+from tagmodels.loading import load_run
 
 # Each Tagger option with the 2016 release's value, its --option and a value the release does not use.
 RELEASE = {"variance_map": "exp-asinh", "likelihood_variance": "v-squared", "m_floor": 1e-5,

@@ -10,6 +10,9 @@ Layout of a benchmark directory (one scale per directory):
                                          Tagger's unsupervised phase, shared by both label
                                          budgets (it uses no labels)
     table.md                             rendered from every result.json (tagmodels.benchmark.table)
+    plan.json                            the planned cells (tagmodels.benchmark.plan)
+    state/                               locks and failure records of the cells being run by
+                                         several processes at once (tagmodels.benchmark.executors)
 
 A cell with a result.json is skipped; a cell with a run but no result resumes from its last
 checkpoint (exactly, see tagmodels.training.loop); a run started with other settings is refused
@@ -31,9 +34,11 @@ from tagdata.errors import UserError
 from tagdata.provenance import portable_path
 from tagmodels import zoo
 from tagmodels.benchmark.label_budget import labelled_subset
+from tagmodels.benchmark.locks import exclusive
 from tagmodels.benchmark.permutation import permute_split, pixel_permutation
 from tagmodels.benchmark.settings import Choices, Scale
-from tagmodels.benchmark.table import read_result, write_table
+from tagmodels.benchmark.table import read_result
+from tagmodels.benchmark.usage import peak_memory_mib, reset_peak_memory, samples_per_second
 from tagmodels.metrics import PAPER_AMI_AVERAGE
 from tagmodels.tagger.classifier import TaggerClassifier
 from tagmodels.tagger.model import Tagger, TaggerConfig
@@ -48,6 +53,7 @@ from tagmodels.training.runs import RunDir, provenance, read_json, write_json
 
 RESULT = "result.json"
 META = "benchmark.json"
+STATE = "state"  # lock files: two processes never make one dataset or train one phase at once
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,37 @@ def rebuild_cell_model(run: RunDir, config: dict[str, Any]) -> nn.Module:
     return build_classifier(cell.method, config["settings"], train, tagger)
 
 
+def open_directory(out: Path, scale: Scale) -> None:
+    """Create a benchmark directory (or check that it holds ``scale``'s benchmark)."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise UserError(f"directory {out.parent} does not exist")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory")
+    meta = out / META
+    held = read_json(meta) if meta.exists() else {}
+    if not isinstance(held, dict):
+        raise UserError(f"{meta} is not a benchmark's record (a JSON object naming its scale)")
+    if held.get("scale") not in (None, scale.name):
+        raise UserError(
+            f"{out} holds a {held['scale']}-scale benchmark; use another --out for --scale {scale.name}"
+        )
+    try:
+        held_choices = Choices(**held.get("choices", {}))
+    except TypeError:
+        raise UserError(f"{meta}: 'choices' holds unknown fields; delete the file or use another --out") from None
+    if held and held_choices != scale.choices:
+        raise UserError(
+            f"{out} holds a benchmark with other choices ({held_choices.describe() or 'the defaults'}); "
+            f"use another --out for {scale.choices.describe() or 'the defaults'}"
+        )
+    for sub in ("data", "runs", "tagger-unsupervised"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    if not held:
+        choices = scale.choices.to_dict()
+        write_json(meta, {"scale": scale.name, "note": scale.note, "choices": choices})
+
+
 class Benchmark:
     """Runs cells of one scale into one directory."""
 
@@ -144,8 +181,10 @@ class Benchmark:
         precision: str = "fp32",
         compile: bool = False,
         adapt_threads: bool = False,
+        executor: dict[str, Any] | None = None,
     ) -> None:
         self.out = Path(out)
+        self.executor = executor or {"executor": "inline"}
         self.precision = precision
         self.compile = compile
         self.adapt_threads = adapt_threads
@@ -158,32 +197,7 @@ class Benchmark:
 
     def open(self) -> None:
         """Create the directory (or check that it holds this scale's benchmark)."""
-        if not self.out.parent.is_dir():
-            raise UserError(f"directory {self.out.parent} does not exist")
-        if self.out.exists() and not self.out.is_dir():
-            raise UserError(f"--out {self.out} is a file, not a directory")
-        meta = self.out / META
-        held = read_json(meta) if meta.exists() else {}
-        if not isinstance(held, dict):
-            raise UserError(f"{meta} is not a benchmark's record (a JSON object naming its scale)")
-        if held.get("scale") not in (None, self.scale.name):
-            raise UserError(
-                f"{self.out} holds a {held['scale']}-scale benchmark; use another --out for --scale {self.scale.name}"
-            )
-        try:
-            held_choices = Choices(**held.get("choices", {}))
-        except TypeError:
-            raise UserError(f"{meta}: 'choices' holds unknown fields; delete the file or use another --out") from None
-        if held and held_choices != self.scale.choices:
-            raise UserError(
-                f"{self.out} holds a benchmark with other choices ({held_choices.describe() or 'the defaults'}); "
-                f"use another --out for {self.scale.choices.describe() or 'the defaults'}"
-            )
-        for sub in ("data", "runs", "tagger-unsupervised"):
-            (self.out / sub).mkdir(parents=True, exist_ok=True)
-        if not held:
-            choices = self.scale.choices.to_dict()
-            write_json(meta, {"scale": self.scale.name, "note": self.scale.note, "choices": choices})
+        open_directory(self.out, self.scale)
 
     # ------------------------------------------------------------------ data
 
@@ -191,11 +205,13 @@ class Benchmark:
         """The dataset's file in the benchmark directory, made from MNIST when missing."""
         path = self.out / "data" / f"{dataset}.h5"
         if not path.exists():
-            spec = tagdata.resolve_spec(dataset)
-            if self.scale.splits is not None:
-                spec = tagdata.with_overrides(spec, **self.scale.splits)
-            self.log(f"making {path} from the MNIST files")
-            tagdata.make_dataset(spec, path, mnist_dir=self.mnist_dir)
+            with exclusive(self.out / STATE / f"data-{dataset}.lock"):
+                if not path.exists():  # made by another process while this one waited
+                    spec = tagdata.resolve_spec(dataset)
+                    if self.scale.splits is not None:
+                        spec = tagdata.with_overrides(spec, **self.scale.splits)
+                    self.log(f"making {path} from the MNIST files")
+                    tagdata.make_dataset(spec, path, mnist_dir=self.mnist_dir)
         return path
 
     def splits(self, dataset: str) -> Splits:
@@ -229,6 +245,7 @@ class Benchmark:
         if path.exists():
             return read_result(path), False
         started = time.perf_counter()
+        reset_peak_memory(self.device)
         settings = self.scale.settings(cell.method, cell.labels)
         splits = self.splits(cell.dataset)
         if cell.permuted:
@@ -272,6 +289,10 @@ class Benchmark:
             "train_seconds": training_seconds(history),
             "eval_seconds": round(now - evaluated, 3),
             "wall_seconds": round(now - started, 3),
+            "samples_per_second": samples_per_second(history, objective.n_train),
+            "peak_memory_mib": peak_memory_mib(self.device),
+            "executor": self.executor.get("executor"),
+            "job_id": self.executor.get("job_id"),
             "unsupervised_phase": unsupervised,
             "settings": settings,
             "execution": identity["execution"],
@@ -294,8 +315,16 @@ class Benchmark:
 
     def _unsupervised_tagger(self, cell: Cell, splits: Splits) -> tuple[Tagger, dict[str, Any]]:
         """Tagger's unsupervised phase for the cell's (dataset, seed, pixel order): trained
-        once, reloaded (or resumed) afterwards."""
+        once, reloaded (or resumed) afterwards. Under a lock: a process that needs the phase
+        while another trains it waits for it, then reloads it."""
         run = unsupervised_run(self.out, cell)
+        with exclusive(self.out / STATE / f"{run.path.parent.name}_{run.path.name}.lock"):
+            try:
+                return self._train_unsupervised(run, cell, splits)
+            finally:
+                run.release()  # its run-directory lock (tagdata.locking): the next process may reload it
+
+    def _train_unsupervised(self, run: RunDir, cell: Cell, splits: Splits) -> tuple[Tagger, dict[str, Any]]:
         phase = {**self.scale.tagger_unsupervised(), "permute_pixels": cell.permuted}
         if run.config_path.exists():
             config = run.config()
@@ -320,17 +349,3 @@ class Benchmark:
             "ami_average_method": PAPER_AMI_AVERAGE,
         }
         return tagger, summary
-
-    def run_grid(self, cells: list[Cell]) -> list[dict[str, Any]]:
-        """Run (or skip) every cell in order, re-rendering table.md after each."""
-        self.open()
-        results = []
-        for number, cell in enumerate(cells, start=1):
-            result, ran = self.run(cell)
-            status = f"{result['test_error']:.2f} % test error" + (
-                f" ({result['wall_seconds']:.0f} s)" if ran else " (done before, skipped)"
-            )
-            self.log(f"[{number}/{len(cells)}] {cell.name}: {status}")
-            results.append(result)
-            write_table(self.out, self.scale)
-        return results

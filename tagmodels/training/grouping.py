@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -22,10 +22,8 @@ from tagmodels.tagger.presets import Preset, get_preset
 from tagmodels.training.best import Selection
 from tagmodels.training.data import SplitTensors, data_identity, input_kind, load_split
 from tagmodels.training.loop import Schedule, fit
+from tagmodels.training.restore import Run, restore
 from tagmodels.training.runs import RunDir, provenance
-
-if TYPE_CHECKING:
-    from tagmodels.zoo import Run
 
 VALIDATION_SEED = 1234  # fixed initial m and corruption for the per-epoch validation
 BEST = Selection("valid_ami")  # best.pt: the epoch whose validation AMI is highest
@@ -180,12 +178,17 @@ def train_tagger(
     )
 
 
-def load_tagger(run: RunDir, device: torch.device, checkpoint: str = "last") -> "Run":
+def rebuild_tagger(run: RunDir, config: Any) -> Tagger:
+    """The untrained Tagger a run's config.json describes (checked field by field first)."""
+    check_run_config(config, run.config_path)
+    return Tagger(TaggerConfig.from_dict(config["tagger"]))
+
+
+def load_tagger(run: RunDir, device: torch.device, checkpoint: str = "last") -> Run:
     """A Tagger run loaded from its last or best checkpoint: the model (eval mode), the run's
     config and the checkpoint's own history."""
-    from tagmodels.zoo import load_run
-
-    loaded = load_run(run.path, device, checkpoint)
-    if not isinstance(loaded.model, Tagger):
-        raise UserError(f"{run.path} is not a Tagger run (model: {loaded.config.get('model')!r})")
-    return loaded
+    config = run.config()
+    if not (isinstance(config, dict) and config.get("model") == "tagger"):
+        model = config.get("model") if isinstance(config, dict) else None
+        raise UserError(f"{run.path} is not a Tagger run (model: {model!r})")
+    return restore(run, config, rebuild_tagger(run, config), device, checkpoint)
