@@ -205,6 +205,26 @@ def test_ladder_decoder_passes_normalised_projection_downwards_starting_from_the
     assert out.reconstruction[0].shape == x.shape
 
 
+@pytest.mark.parametrize("gate_sigmoid", [False, True])
+def test_the_gate_sigmoid_reaches_every_combinator_of_the_tagger_and_its_grown_layers(gate_sigmoid):
+    """Section 2.2: for continuous outputs the paper adds a sigmoid on the gating v "in all the
+    decoder layers"; without it, v = a6 sigmoid(a7 u + a8) + a9 u + a10 as in Rasmus et al."""
+    torch.manual_seed(0)
+    config = TaggerConfig(n_inputs=10, input_kind="continuous", widths=(12, 8, 5), data_mean=0.5,
+                          gate_sigmoid=gate_sigmoid)
+    model = grown(perturbed(Tagger(config).double()))
+    calls = []
+    for combinator in model.ladder.combinator:
+        combinator.register_forward_hook(lambda mod, args, out: calls.append((mod.a.detach(), *args, out)))
+    x, log_m0 = inputs("continuous")
+    model(x, groups=3, iterations=1, corrupt=False, log_m0=log_m0)
+    assert len(calls) == 6
+    for a, z, u, out in calls:
+        mu = a[0] * torch.sigmoid(a[1] * u + a[2]) + a[3] * u + a[4]
+        v = a[5] * torch.sigmoid(a[6] * u + a[7]) + a[8] * u + a[9]
+        close(out, (z - mu) * (torch.sigmoid(v) if gate_sigmoid else v) + mu)
+
+
 # ---------------------------------------------------------------------------- the Tagger's wiring
 
 
