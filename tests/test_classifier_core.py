@@ -5,7 +5,8 @@
 - the FC Tagger predicts on clean input in validation and test (Section 3.1: "classification
   results ... were performed using uncorrupted input") and trains on corrupted input;
 - the FC Ladder's denoising targets are the clean pass's normalised pre-activations z_l
-  (Rasmus et al., equation 3 and Algorithm 1), the input itself at the bottom;
+  (Rasmus et al., equation 3 and Algorithm 1), the input itself at the bottom; its noisy
+  pass adds the noise to the input and to each normalised pre-activation;
 - the baselines' BatchNorm normalises with batch statistics in training and with the
   statistics collected in training at evaluation, so a test prediction is per example.
 """
@@ -211,3 +212,26 @@ def test_the_supervised_phase_keeps_the_papers_and_the_releases_settings():
     model = TaggerClassifier(tagger)
     assert model.tagger.ladder.widths[-3:] == [500, 250, 11]
     assert (model.classification_weight, model.tagger.config.noise, model.iterations, model.groups) == (0.1, 0.18, 4, 4)
+
+
+def test_fc_ladder_noisy_encoder_adds_noise_to_the_input_and_each_normalised_pre_activation():
+    """Rasmus et al., Algorithm 1: x~ = x + noise, z~_l = BN(W_l h~_{l-1}) + noise, and the
+    noisy z~_l goes both sideways (to the combinator) and upwards (h~_l = ReLU(z~_l + b_l))."""
+    torch.manual_seed(0)
+    model = FCLadder(N, [30, 30, 30, 30, 30])
+    x = data(200).x
+    combinator_inputs = []
+    for combinator in model.ladder.combinator:
+        combinator.register_forward_hook(lambda mod, args, out: combinator_inputs.append(args[0]))
+    with torch.no_grad():
+        out = model.ladder(x, 0.3)
+    assert (out.lateral[0] - x).std().item() == pytest.approx(0.3, rel=0.05)
+    h = out.lateral[0]
+    for layer in range(model.ladder.depth):
+        pre = h @ model.ladder.encoder[layer].weight.T
+        clean = (pre - pre.mean(0)) / torch.sqrt(pre.var(0, unbiased=False) + 1e-5)
+        assert (out.lateral[layer + 1] - clean).std().item() == pytest.approx(0.3, rel=0.1)
+        h = torch.relu(out.lateral[layer + 1] + model.ladder.encoder_affine[layer].bias)
+    # the decoder runs top-down: combinator L first, combinator 0 last
+    for got, lateral in zip(reversed(combinator_inputs), out.lateral):
+        assert torch.equal(got, lateral)
