@@ -10,12 +10,14 @@ each checked against arithmetic written here rather than against the module's ow
 - the Tagger's input projection and read-outs (Section 2.2, Appendix A.6);
 - each parameter's initial value (weights N(0, 1) / sqrt(fan_in), the combinator's a2 = a7 = 1);
 - which iteration and which input each figure is read from (the per-iteration cost, the
-  denoising cost on corrupted input, the AMI on clean input: Section 3.1).
+  denoising cost on corrupted input, the AMI on clean input: Section 3.1), and which pixels
+  the AMI counts (those of exactly one shape).
 """
 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -26,6 +28,7 @@ from tagmodels.tagger.classifier import TaggerClassifier
 from tagmodels.tagger.ladder import Ladder
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.tagger.presets import PRESETS
+from tagmodels.training.data import load_split
 
 D = torch.double
 EPS = 1e-5  # the tolerances below also admit the release's 1e-10
@@ -356,3 +359,25 @@ def test_denoising_cost_is_measured_on_corrupted_input_and_the_ami_on_clean_inpu
     assert abs((seen != x).double().mean().item() - 0.2) < 0.03
     seen = seen_corrupted_input(model, 3, lambda: grouping_per_iteration(model, x, seg, 3, 2, batch_size=200))
     assert torch.equal(seen, x)
+
+
+class SegmentationOracle(nn.Module):
+    """A stand-in Tagger whose m puts each scored pixel in the group of its object and every
+    unscored pixel (background, overlaps) in object 1's group."""
+
+    def __init__(self, segmentation: torch.Tensor) -> None:
+        super().__init__()
+        self.groups_of_pixels = torch.where(segmentation == 255, 1, segmentation.long())
+
+    def forward(self, x, groups, iterations, corrupt=True):
+        one_hot = nn.functional.one_hot(self.groups_of_pixels, groups).permute(0, 2, 1).double()
+        return SimpleNamespace(log_m=[torch.log_softmax(20 * one_hot, dim=1)] * iterations)
+
+
+def test_the_ami_counts_only_the_pixels_of_exactly_one_shape(shapes_file):
+    """Section 3.1: the AMI ignores the background and the overlap regions of Shapes, so a
+    grouping right on every pixel of exactly one shape scores 1 whatever it does elsewhere."""
+    test = load_split(str(shapes_file), "test")
+    rows = grouping_per_iteration(SegmentationOracle(test.segmentation), test.x, test.segmentation,
+                                  groups=4, iterations=1, batch_size=len(test))
+    assert rows[0]["ami"] == pytest.approx(1.0)
