@@ -29,6 +29,7 @@ from tagmodels.tagger.ladder import Ladder
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.tagger.presets import PRESETS
 from tagmodels.training.data import load_split
+from tagmodels.training.grouping import GroupingObjective
 
 D = torch.double
 EPS = 1e-5  # the tolerances below also admit the release's 1e-10
@@ -381,3 +382,25 @@ def test_the_ami_counts_only_the_pixels_of_exactly_one_shape(shapes_file):
     rows = grouping_per_iteration(SegmentationOracle(test.segmentation), test.x, test.segmentation,
                                   groups=4, iterations=1, batch_size=len(test))
     assert rows[0]["ami"] == pytest.approx(1.0)
+
+
+class ImprovingOracle(SegmentationOracle):
+    """Right on every scored pixel only at the last iteration (all pixels in one group before),
+    with costs 3, 2, 1, ... ending at 1."""
+
+    def forward(self, x, groups, iterations, corrupt=True):
+        right = super().forward(x, groups, iterations).log_m[0]
+        one_group = torch.log_softmax(20 * (torch.arange(groups) == 0).double()[None, :, None].expand_as(right), dim=1)
+        return SimpleNamespace(log_m=[one_group] * (iterations - 1) + [right],
+                               cost=torch.arange(iterations, 0, -1, dtype=D))
+
+
+def test_per_epoch_validation_reads_the_last_iteration(shapes_file):
+    """The AMI and denoising cost that select the best epoch are those after the last
+    iteration, like the paper's figures (Table 1b)."""
+    valid = load_split(str(shapes_file), "valid")
+    objective = GroupingObjective(ImprovingOracle(valid.segmentation), valid, valid, groups=4, iterations=3,
+                                  batch_size=len(valid))
+    scores = objective.validate()
+    assert scores["valid_ami"] == pytest.approx(1.0) and scores["valid_ami_iterations"][0] < 0.5
+    assert scores["valid_cost"] == pytest.approx(1.0)
