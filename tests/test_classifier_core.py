@@ -67,6 +67,7 @@ def hand_prediction(top_logits: torch.Tensor) -> torch.Tensor:
 
 
 def test_tagger_classifier_predicts_from_the_last_iterations_top():
+    """The prediction is the group sum of the softmax heads of the last iteration's top."""
     model = tagger_classifier(iterations=3).eval()
     tops = record_tops(model)
     x = data(5).x
@@ -77,6 +78,8 @@ def test_tagger_classifier_predicts_from_the_last_iterations_top():
 
 
 def test_tagger_classification_cost_reads_the_last_iterations_top_of_the_labelled_rows():
+    """Denoising cost (mean over iterations) + 0.1 x cross-entropy of the labelled rows'
+    prediction from the last iteration (the release computes the class cost there)."""
     model = tagger_classifier(iterations=3)
     tops = record_tops(model)
     batch = data(6, digits=2)
