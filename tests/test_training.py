@@ -109,6 +109,12 @@ def test_cli_train_evaluate_visualize(training_shapes, tmp_path):
     assert table["training"]["epochs"] == 1 and table["training"]["norm"] == "layer"
     assert "paper_table_1a" not in table  # evaluated with K=3: the paper's figures are for K=4
 
+    # By default the run's K groups and the preset's 5 evaluation iterations (Section 3.1).
+    result = invoke("evaluate", str(out), "--limit", "10", "--json", str(tmp_path / "default.json"))
+    assert result.exit_code == 0, result.output
+    default = json.loads((tmp_path / "default.json").read_text())
+    assert default["groups"] == 4 and [row["iteration"] for row in default["iterations"]] == [1, 2, 3, 4, 5]
+
     result = invoke("evaluate", str(out), "--iterations", "6", "--limit", "20", "--json", str(tmp_path / "eval4.json"))
     assert result.exit_code == 0, result.output
     paper = json.loads((tmp_path / "eval4.json").read_text())["paper_table_1a"]
