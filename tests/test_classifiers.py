@@ -228,7 +228,7 @@ def test_semi_supervised_step_stacks_a_labelled_batch_drawn_from_the_generator()
     objective = ClassificationObjective(Recorder(), data, labelled, data, batch_size=5)
     assert objective.n_train == 40
     batch = torch.tensor([0, 1, 2, 30, 31])
-    objective.cost(batch, torch.Generator().manual_seed(0))
+    objective.cost(objective.model, *objective.inputs(batch, torch.Generator().manual_seed(0)))
     draw = labelled[torch.randint(4, (5,), generator=torch.Generator().manual_seed(0))]
     torch.testing.assert_close(seen["x"], torch.cat([data.x[draw], data.x[batch]]))
     torch.testing.assert_close(seen["targets"], torch.from_numpy(mixture_targets(data.labels[draw])))
@@ -236,7 +236,7 @@ def test_semi_supervised_step_stacks_a_labelled_batch_drawn_from_the_generator()
     Recorder.uses_unlabelled = False  # a label-only model trains on the labelled rows alone
     objective = ClassificationObjective(Recorder(), data, labelled, data, batch_size=5)
     assert objective.n_train == 4
-    objective.cost(torch.tensor([2, 0]), torch.Generator())
+    objective.cost(objective.model, *objective.inputs(torch.tensor([2, 0]), torch.Generator()))
     torch.testing.assert_close(seen["x"], data.x[labelled[[2, 0]]])
 
 

@@ -9,15 +9,16 @@ from typing import Callable
 import pytest
 import torch
 
-from tagmodels.gpu.steps import CASES, StepCase, check_case, fit_host_reads
+from tagmodels.gpu.steps import CASES, POPULATIONS, StepCase, check_case, fit_host_reads
 from tagmodels.training.host_sync import DeviceTrap
 
 META = torch.device("meta")
 
 
+@pytest.mark.parametrize("members", POPULATIONS)
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_training_step_creates_nothing_off_the_device_and_never_waits_for_it(case):
-    assert [str(v) for v in check_case(case, META)] == []
+def test_training_step_creates_nothing_off_the_device_and_never_waits_for_it(case, members):
+    assert [str(v) for v in check_case(case, META, members=members)] == []
 
 
 class Buggy:
@@ -27,8 +28,11 @@ class Buggy:
         self.inner = CASES[0].build(META)
         self.model, self.bug = self.inner.model, bug
 
-    def cost(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return self.bug(self.inner.cost(batch, generator))
+    def inputs(self, batch: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return self.inner.inputs(batch, generator)
+
+    def cost(self, model: torch.nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.bug(self.inner.cost(model, *inputs))
 
     def validate(self) -> dict[str, float]:
         return {}

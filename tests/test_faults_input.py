@@ -173,7 +173,7 @@ def test_the_benchmark_refuses_foreign_json(name, text, message, tmp_path):
 
 
 def test_out_of_memory_is_the_one_error_line_and_leaves_no_run(shapes_file, tmp_path, monkeypatch):
-    def huge(self, batch, generator):
+    def huge(self, model, x):
         return torch.empty(2**45)  # 128 TiB: refused by the allocator at once
 
     monkeypatch.setattr(grouping.GroupingObjective, "cost", huge)

@@ -43,8 +43,11 @@ class Scripted:
         self.x = torch.randn(12, 3, generator=torch.Generator().manual_seed(1))
         self.scores, self.nan_in_epoch, self.epoch = scores, nan_in_epoch, 0
 
-    def cost(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        cost = (self.model(self.x[batch]) - 1).pow(2).mean()
+    def inputs(self, batch: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor]:
+        return (self.x[batch],)
+
+    def cost(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        cost = (model(x) - 1).pow(2).mean()
         return cost * math.nan if self.epoch == self.nan_in_epoch else cost
 
     def validate(self) -> dict[str, float]:

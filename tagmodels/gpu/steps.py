@@ -4,7 +4,7 @@ Each case is one objective the training loop trains (Tagger's grouping objective
 continuous, BatchNorm and LayerNorm, and with the 2016 release's options; the Table 2
 classification objective of FC MLP, FC Ladder, ConvNet and the Tagger classifier, with every
 label and with 1,000 of them), at a tiny width, stepped through
-:func:`tagmodels.training.loop.train_epoch` exactly as ``fit`` steps it. On CPU alone the
+:func:`tagmodels.training.step.train_epoch` exactly as ``fit`` steps it. On CPU alone the
 device is ``meta`` (the test suite's check); on a GPU it is the GPU, where ``tagtool
 gpu-check`` adds CUDA's own sync detection. :func:`fit_host_reads` counts the host reads of a
 whole ``fit`` (validation and checkpoints included), which must not grow with the steps of
@@ -22,14 +22,15 @@ from typing import Callable, Iterator
 
 import torch
 
-from tagmodels import zoo
+from tagmodels import randomness, zoo
 from tagmodels.tagger.classifier import TaggerClassifier
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.training.classification import ClassificationObjective
 from tagmodels.training.data import SplitTensors
 from tagmodels.training.grouping import GroupingObjective
 from tagmodels.training.host_sync import DeviceTrap, Violation, project_line
-from tagmodels.training.loop import Objective, Schedule, adam, fit, train_epoch
+from tagmodels.training.loop import Schedule, adam, fit
+from tagmodels.training.step import Objective, PopulationCost, train_epoch
 from tagmodels.training.precision import autocast
 from tagmodels.training.runs import RunDir
 
@@ -37,6 +38,7 @@ SIDE = 12  # 12 x 12 images: the ConvNet's pools and valid convolution leave 1 x
 N = SIDE * SIDE
 EXAMPLES, BATCH = 8, 4  # two steps per epoch
 LR = 1e-3
+POPULATIONS = (1, 2)  # the single-run step and the batched one
 
 
 @dataclass
@@ -146,31 +148,37 @@ def _failure(error: Exception) -> Violation:
     return Violation("fails on the device", message, project_line(traceback.extract_tb(error.__traceback__)))
 
 
-def check_case(case: StepCase, device: torch.device, precision: str = "fp32") -> list[Violation]:
-    """The violations of one epoch (two steps) of ``case``'s training steps on ``device``.
+def check_case(case: StepCase, device: torch.device, precision: str = "fp32", members: int = 1) -> list[Violation]:
+    """The violations of one epoch (two steps) of ``case``'s training steps on ``device``,
+    for a population of ``members`` (one: the single-run path; more: the batched one).
 
     The epoch's index batches are moved to the device before the trap, as ``fit`` moves them
     once per epoch; everything ``train_epoch`` then does is watched.
     """
     torch.manual_seed(0)
-    order = torch.Generator().manual_seed(0)
+    orders = [torch.Generator().manual_seed(seed) for seed in range(members)]
     cast = contextlib.nullcontext() if device.type == "meta" else autocast(precision, device)
     trap = DeviceTrap(device)
     try:
-        objective = case.build(device)
-        optimizer = _optimizer(objective.model, device)
-        rows = getattr(objective, "n_train", EXAMPLES)  # a label-only classifier steps through its labelled rows
-        batches = torch.randperm(rows, generator=order).to(device).split(BATCH)
+        objectives = [case.build(device) for _ in range(members)]
+        optimizers = [_optimizer(objective.model, device) for objective in objectives]
+        rows = getattr(objectives[0], "n_train", EXAMPLES)  # a label-only classifier steps through its labelled rows
+        batches = [torch.randperm(rows, generator=order).to(device).split(BATCH) for order in orders]
+        cost = PopulationCost(objectives, [randomness.generator(device, seed) for seed in range(members)])
         with trap, _cuda_sync_debug(device, "error"):
-            train_epoch(objective, optimizer, cast, batches, order)
+            train_epoch(cost, optimizers, cast, batches, orders)
     except Exception as error:  # a device bug often shows as an exception (meta: no data to read)
         trap.violations.append(_failure(error))
     return trap.violations
 
 
 def check_steps(device: torch.device, precision: str = "fp32") -> dict[str, list[Violation]]:
-    """Every case's violations on ``device`` (empty lists: clean)."""
-    return {case.name: check_case(case, device, precision) for case in CASES}
+    """Every case's violations on ``device`` (empty lists: clean), as a single run and as a
+    population of two."""
+    return {
+        f"{case.name}{'' if members == 1 else f' x{members}'}": check_case(case, device, precision, members)
+        for case in CASES for members in POPULATIONS
+    }
 
 
 class _Squares:
@@ -181,11 +189,14 @@ class _Squares:
         self.model = torch.nn.Linear(3, 1).to(device)
         self.x = torch.randn(n, 3, device=device)
 
-    def cost(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return self.model(self.x[batch]).pow(2).mean()
+    def inputs(self, batch: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor]:
+        return (self.x[batch],)
+
+    def cost(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return model(x).pow(2).mean()
 
     def validate(self) -> dict[str, float]:
-        return {"valid_cost": self.cost(torch.arange(2, device=self.x.device), torch.Generator()).item()}
+        return {"valid_cost": self.cost(self.model, self.x[:2]).item()}
 
 
 def fit_host_reads(device: torch.device, steps: int, folder: Path) -> int:

@@ -27,7 +27,8 @@ from tagmodels.speed.timing import seconds_per_call, synchronize
 from tagmodels.tagger.model import Tagger
 from tagmodels.tagger.presets import get_preset
 from tagmodels.training.grouping import tagger_config
-from tagmodels.training.loop import adam, train_step
+from tagmodels.training.loop import adam
+from tagmodels.training.step import train_step
 from tagmodels.training.precision import autocast, matmul_dtype
 
 GemmShape = tuple[int, int, int]  # (rows, in, out) of one linear map's forward product
@@ -149,7 +150,7 @@ def measure_training_speed(
     cast = autocast(precision, device)
 
     def step() -> None:
-        train_step(optimizer, cast, lambda: model.training_cost(model(batch, preset.groups, preset.iterations)))
+        train_step([optimizer], cast, lambda: model.training_cost(model(batch, preset.groups, preset.iterations)))
 
     started = time.perf_counter()
     step()  # compiles, when asked

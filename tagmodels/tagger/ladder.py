@@ -17,6 +17,7 @@ from typing import Literal, Sequence
 import torch
 from torch import nn
 
+from tagmodels import randomness
 from tagmodels.layers import Norm, UnitAffine, make_norm, scaled_linear
 
 TopActivation = Literal["softmax", "relu"]
@@ -116,13 +117,13 @@ class Ladder(nn.Module):
 
     def forward(self, x: torch.Tensor, noise_std: float = 0.0) -> LadderOutput:
         """Encode ``x`` (rows x input width) and decode it back down to the input layer."""
-        h = x + noise_std * torch.randn_like(x) if noise_std else x
+        h = x + noise_std * randomness.normal_like(x) if noise_std else x
         lateral, pre_activation = [h], []
         for layer in range(self.depth):
             pre_activation.append(self.encoder[layer](h))
             z = self.encoder_norm[layer](pre_activation[-1])
             if noise_std:
-                z = z + noise_std * torch.randn_like(z)
+                z = z + noise_std * randomness.normal_like(z)
             lateral.append(z)
             h = self.encoder_affine[layer](z)
             if layer < self.depth - 1:

@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from tagmodels import randomness
 from tagmodels.layers import Norm, UnitAffine, autocast_device_type, make_norm, scaled_linear
 from tagmodels.tagger import tag
 from tagmodels.tagger.ladder import Ladder, TopActivation
@@ -133,7 +134,7 @@ class Tagger(nn.Module):
         """z^0 = the data mean; m^0 = softmax over groups of N(0, 1) samples (log m^0 returned)."""
         n = self.config.n_inputs
         z0 = like.new_full((batch, groups, n), self.config.data_mean)
-        log_m0 = torch.log_softmax(like.new_empty(batch, groups, n).normal_(), dim=1)
+        log_m0 = torch.log_softmax(randomness.normal_like(z0), dim=1)
         return z0, log_m0
 
     def step(

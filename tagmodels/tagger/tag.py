@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 
+from tagmodels import randomness
 from tagmodels.tagger.tag_names import (
     DELTA_Z_FORMS,
     LIKELIHOOD_VARIANCES,
@@ -57,9 +58,9 @@ def raw_variance(v: float, variance_map: VarianceMap) -> float:
 def corrupt(x: torch.Tensor, kind: InputKind, noise: float) -> torch.Tensor:
     """x~: bit flips with probability ``noise`` (binary) or additive N(0, noise^2) (continuous)."""
     if kind == "binary":
-        flip = torch.rand_like(x) < noise
+        flip = randomness.uniform_like(x) < noise
         return torch.where(flip, 1.0 - x, x)
-    return x + noise * torch.randn_like(x)
+    return x + noise * randomness.normal_like(x)
 
 
 def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:

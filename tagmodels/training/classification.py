@@ -79,16 +79,18 @@ class ClassificationObjective:
         """Rows one epoch steps through: all images, or the labelled ones of a label-only model."""
         return len(self.x)
 
-    def cost(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def inputs(self, batch: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.x.device
         if self.labelled is None:
             rows = batch.to(device)
-            return self.model.cost(self.x[rows], self.targets[rows])
+            return self.x[rows], self.targets[rows]
         # Drawn on the host from the loop's generator (exact resumes); the copy does not wait.
         draw = torch.randint(len(self.labelled), (len(batch),), generator=generator)
         picked = to_device_async(self.labelled[draw], device)
-        x = torch.cat([self.x[picked], self.x[batch.to(device)]])
-        return self.model.cost(x, self.targets[picked])
+        return torch.cat([self.x[picked], self.x[batch.to(device)]]), self.targets[picked]
+
+    def cost(self, model: torch.nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return model.cost(x, targets)
 
     def validate(self) -> dict[str, float]:
         return {"valid_error": classification_error(self.model, self.valid, self.batch_size)}

@@ -48,9 +48,11 @@ class GroupingObjective:
         self.iterations = iterations
         self.batch_size = batch_size
 
-    def cost(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        out = self.model(self.x[batch.to(self.x.device)], self.groups, self.iterations, corrupt=True)
-        return self.model.training_cost(out)
+    def inputs(self, batch: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor]:
+        return (self.x[batch.to(self.x.device)],)
+
+    def cost(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return model.training_cost(model(x, self.groups, self.iterations, corrupt=True))
 
     def validate(self) -> dict[str, float | list[float] | str]:
         rows = evaluate_grouping(

@@ -92,13 +92,15 @@ class DeviceTrap(TorchDispatchMode):
         return func(*args, **kwargs)
 
     def _check_copy(self, func: object, args: tuple, kwargs: dict) -> None:
+        copy_ = func is torch.ops.aten.copy_.default
+        source = args[1] if copy_ else args[0]
+        if not isinstance(source, torch.Tensor):  # a Python number (vmap copies them in): nothing to wait for
+            return
         if func is torch.ops.aten._to_copy.default:
-            source = args[0]
             target = torch.device(kwargs.get("device") or source.device)
             blocking = not kwargs.get("non_blocking", False)
         else:  # copy_(self, src, non_blocking) and _copy_from(self, dst, non_blocking)
-            copy_ = func is torch.ops.aten.copy_.default
-            target, source = (args[0].device, args[1]) if copy_ else (args[1].device, args[0])
+            target = args[0].device if copy_ else args[1].device
             blocking = not (args[2] if len(args) > 2 else kwargs.get("non_blocking", False))
         to_device = target.type == self.device.type
         if self._on_device(source) and not to_device:

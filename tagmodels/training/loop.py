@@ -1,44 +1,34 @@
-"""The training loop every model shares: Adam, shuffled batches, a checkpoint per epoch.
+"""The training loop every model shares: Adam, shuffled batches, a checkpoint per epoch,
+for a population of P runs trained as one (:mod:`tagmodels.training.step`); a single run is
+a population of one.
 
-Resuming restores the parameters, the optimiser, the random streams and the metric
-history from the last checkpoint, so a run killed and resumed ends with exactly the
-parameters of a run never interrupted (on the same device with the same thread count:
-the order of floating-point sums depends on both). Nothing is read back from the device
-inside an epoch; at its end, a non-finite cost in any step stops training and keeps the
-last good checkpoint; the best epoch by a validation figure is kept as best.pt.
+Resuming restores each member's parameters, optimiser, random streams and metric history
+from its last checkpoint, so a run killed and resumed ends with exactly the parameters of a
+run never interrupted (on the same device with the same thread count: the order of
+floating-point sums depends on both). Nothing is read back from the device inside an epoch;
+at its end, a member whose cost was non-finite in any step stops, keeping its last good
+checkpoint, while the others train on; the best epoch by a validation figure is kept as best.pt.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Iterable, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import torch
 
+from tagdata.errors import UserError
+from tagmodels import randomness
 from tagmodels.training.best import Selection, save_if_best
-from tagmodels.training.divergence import check_finite
+from tagmodels.training.divergence import TrainingDiverged, check_finite
 from tagmodels.training.logs import RunLogs
 from tagmodels.training.precision import autocast
 from tagmodels.training.progress import TrainingProgress
 from tagmodels.training.resume import repair_run_files
 from tagmodels.training.runs import RunDir
+from tagmodels.training.step import Objective, PopulationCost, train_epoch
 from tagmodels.training.threads import CoreShare
-
-
-class Objective(Protocol):
-    """What the loop trains: a model, the cost of a batch of training indices, a validation.
-
-    ``cost`` receives the loop's data-order generator too: any extra sampling it does (the
-    labelled batch of a semi-supervised objective, say) must draw from it, so that the
-    checkpointed generator state makes resumed runs exact.
-    """
-
-    model: torch.nn.Module
-
-    def cost(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
-
-    def validate(self) -> dict[str, float]: ...
 
 
 @dataclass
@@ -64,133 +54,177 @@ class Schedule:
         return self.lr * (self.epochs - epoch) / (self.epochs - self.decay_from)
 
 
-def _rng_state(order: torch.Generator) -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "order": order.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _restore_rng(state: dict[str, Any], order: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    order.set_state(state["order"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def adam(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
     """The optimiser of every run. The fused Adam step (one kernel over all parameters) is
     several times faster than the per-tensor loop and computes the same update."""
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
 
-def train_step(optimizer: torch.optim.Optimizer, cast: ContextManager, cost: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """One update: the cost under ``cast`` (the precision's autocast), its gradients, Adam."""
-    with cast:
-        value = cost()
-    optimizer.zero_grad(set_to_none=True)
-    value.backward()
-    optimizer.step()
-    return value
+@dataclass
+class Member:
+    """One run of a population: what it trains, its schedule (seed, learning rate) and where it writes."""
+
+    objective: Objective
+    schedule: Schedule
+    run: RunDir
 
 
-def train_epoch(
-    objective: Objective,
-    optimizer: torch.optim.Optimizer,
-    cast: ContextManager,
-    batches: Iterable[torch.Tensor],
-    order: torch.Generator,
-    after_step: Callable[[int, torch.Tensor], None] | None = None,
-) -> torch.Tensor:
-    """Every step of one epoch over ``batches`` (index tensors on the model's device), reading
-    nothing back from the device: an accelerator runs ahead of the host for the whole epoch.
-    Returns the costs of the steps (steps,) on the device, for the caller to read once.
-    ``after_step(step, cost)`` runs after each step (progress, thread sharing)."""
-    costs = []
-    for step, batch in enumerate(batches, start=1):
-        cost = train_step(optimizer, cast, lambda: objective.cost(batch, order)).detach()
-        costs.append(cost)
-        if after_step is not None:
-            after_step(step, cost)
-    return torch.stack(costs)
+@dataclass
+class Trained:
+    """A member's outcome: its history, and the divergence that stopped it early, if any."""
+
+    history: list[dict[str, Any]]
+    diverged: TrainingDiverged | None = None
 
 
-def fit(
-    objective: Objective,
+@dataclass
+class _State:
+    """A member while it trains: its optimiser, random streams, history and log files."""
+
+    member: Member
+    optimizer: torch.optim.Optimizer
+    order: torch.Generator  # data order and labelled draws, on the host
+    noise: torch.Generator  # corruption, m^0, layer noise, on the model's device
+    history: list[dict[str, Any]] = field(default_factory=list)
+    logs: RunLogs | None = None
+    diverged: TrainingDiverged | None = None
+
+    @classmethod
+    def start(cls, member: Member, device: torch.device, resume: bool, keep_best: Selection | None) -> "_State":
+        """A fresh member seeded by its schedule, or one restored from its last checkpoint."""
+        model, seed = member.objective.model, member.schedule.seed
+        state = cls(member, adam(model, member.schedule.lr), torch.Generator().manual_seed(seed),
+                    randomness.generator(device, seed))
+        member.run.remove_stale_temporaries()
+        checkpoint = member.run.load_checkpoint() if resume else None
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint["model"])
+            state.optimizer.load_state_dict(checkpoint["optimizer"])
+            state.order.set_state(checkpoint["rng"]["order"])
+            state.noise.set_state(checkpoint["rng"]["noise"])
+            state.history = checkpoint["history"]
+            repair_run_files(member.run, state.history, keep_best, model)
+        state.logs = RunLogs(member.run, first_epoch=len(state.history))
+        return state
+
+    def batches(self, epoch: int, n_train: int, device: torch.device) -> list[torch.Tensor]:
+        """The epoch's index batches, with its learning rate set. The order is drawn on the
+        host (its generator's state makes resumes exact) and moved to the device at once."""
+        self.member.objective.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.member.schedule.lr_at(epoch)
+        order = torch.randperm(n_train, generator=self.order).to(device)
+        return list(order.split(self.member.schedule.batch_size))
+
+    def end_epoch(self, epoch: int, costs: list[float], seconds: float, cast: Any) -> bool:
+        """Check the epoch's step costs, then validate and add the epoch's row; False when
+        the member diverged (it stops, its last checkpoint kept)."""
+        schedule, run = self.member.schedule, self.member.run
+        try:
+            for step, value in enumerate(costs, start=1):
+                check_finite(value, epoch + 1, step, run, schedule.lr_at(epoch))
+        except TrainingDiverged as error:
+            self.diverged = error
+            return False
+        with cast:
+            validation = self.member.objective.validate()
+        row = {"epoch": epoch + 1, "lr": schedule.lr_at(epoch), "cost": sum(costs) / len(costs), **validation}
+        row["seconds"] = round(seconds, 3)
+        self.history.append(row)
+        return True
+
+    def save(self, keep_best: Selection | None) -> None:
+        """The epoch's checkpoint, then best.pt and the metric files, which it may repair."""
+        run, model = self.member.run, self.member.objective.model
+        run.save_checkpoint({
+            "model": model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {"order": self.order.get_state(), "noise": self.noise.get_state()},
+            "history": self.history,
+        })
+        save_if_best(run, keep_best, self.history, model)
+        assert self.logs is not None
+        self.logs.write(self.history)
+
+
+def _check_population(members: Sequence[Member], compile: bool) -> None:
+    first = members[0].schedule
+    for member in members[1:]:
+        if (member.schedule.epochs, member.schedule.batch_size) != (first.epochs, first.batch_size):
+            raise ValueError("the members of a population must share their epochs and batch size")
+    if compile and len(members) > 1:
+        raise UserError("--compile compiles one run's model; train a population of several without it")
+
+
+def fit_population(
+    members: Sequence[Member],
     n_train: int,
-    schedule: Schedule,
-    run: RunDir,
     resume: bool = False,
     progress: bool = True,
     precision: str = "fp32",
     compile: bool = False,
     keep_best: Selection | None = None,
     adapt_threads: bool = False,
-) -> list[dict[str, Any]]:
-    """Train for ``schedule.epochs`` epochs, writing metrics and a checkpoint after each one
-    (and best.pt whenever ``keep_best``'s validation figure improves).
+) -> list[Trained]:
+    """Train every member for its ``schedule.epochs`` epochs on ``n_train`` examples as one
+    batched computation, writing each member's metrics and checkpoint after each epoch (and
+    best.pt whenever ``keep_best``'s validation figure improves).
 
-    ``precision`` "bf16" runs the costs and the validation under bf16 autocast;
-    ``compile`` compiles the model's forward in place (its state dict is unchanged, so
+    The members' models share one architecture; they differ in their seeds (initial
+    parameters, built by the caller; data order; noise) and learning rates. A member that a
+    kill left an epoch behind the others (resume) trains alone until it has caught up.
+    ``precision`` "bf16" runs the costs and the validation under bf16 autocast; ``compile``
+    (a single run) compiles the model's forward in place (its state dict is unchanged, so
     checkpoints load either way). ``adapt_threads`` lets a CPU run follow the cores other
     processes leave free (:class:`tagmodels.training.threads.CoreShare`).
     """
-    model = objective.model
-    device = next(model.parameters()).device
-    optimizer = adam(model, schedule.lr)
-    if compile:
-        model.compile()
+    _check_population(members, compile)
+    device = next(members[0].objective.model.parameters()).device
     cast = autocast(precision, device)
     share = CoreShare() if adapt_threads and device.type == "cpu" else None
-    order = torch.Generator().manual_seed(schedule.seed)
-    history: list[dict[str, Any]] = []
-    run.remove_stale_temporaries()
-    checkpoint = run.load_checkpoint() if resume else None
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        _restore_rng(checkpoint["rng"], order)
-        history = checkpoint["history"]
-        repair_run_files(run, history, keep_best, model)
-    logs = RunLogs(run, first_epoch=len(history))
-    report = TrainingProgress(schedule.epochs, first=len(history), enabled=progress)
+    states = [_State.start(member, device, resume, keep_best) for member in members]
+    if compile:
+        members[0].objective.model.compile()
+    epochs = members[0].schedule.epochs
+    report = TrainingProgress(epochs, first=min(len(state.history) for state in states), enabled=progress)
 
-    def after_step(step: int, cost: torch.Tensor) -> None:
-        report.step(step, cost)
+    def after_step(step: int, costs: torch.Tensor) -> None:
+        report.step(step, costs.mean())
         if share is not None:
             share.adjust()
 
-    for epoch in range(len(history), schedule.epochs):
-        model.train()
-        for group in optimizer.param_groups:
-            group["lr"] = schedule.lr_at(epoch)
+    for epoch in range(report.first, epochs):
+        active = [state for state in states if state.diverged is None and len(state.history) == epoch]
+        if not active:
+            continue
         started = time.perf_counter()
-        # The order is drawn on the CPU (its generator's state makes resumes exact) and moved
-        # to the device once per epoch; the costs are read back once, at the epoch's end.
-        batches = torch.randperm(n_train, generator=order).to(device).split(schedule.batch_size)
-        costs = train_epoch(objective, optimizer, cast, report.batches(batches, epoch), order, after_step).tolist()
-        for step, value in enumerate(costs, start=1):
-            check_finite(value, epoch + 1, step, run, schedule.lr_at(epoch))
-        total = sum(costs)
-        train_seconds = time.perf_counter() - started
-        with cast:
-            validation = objective.validate()
-        row = {"epoch": epoch + 1, "lr": schedule.lr_at(epoch), "cost": total / len(batches), **validation}
-        row["seconds"] = round(train_seconds, 3)
-        history.append(row)
-        run.save_checkpoint(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rng": _rng_state(order),
-                "history": history,
-            }
-        )
-        save_if_best(run, keep_best, history, model)
-        logs.write(history)
-        report.epoch_done(row)
-    logs.close()
-    return history
+        batches = [state.batches(epoch, n_train, device) for state in active]
+        cost = PopulationCost([state.member.objective for state in active], [state.noise for state in active])
+        costs = train_epoch(
+            cost, [state.optimizer for state in active], cast, [report.batches(batches[0], epoch), *batches[1:]],
+            [state.order for state in active], after_step,
+        ).T.tolist()
+        seconds = time.perf_counter() - started
+        # Every member validates before any saves, so the saves follow each other closely: a
+        # kill between two of them leaves the members an epoch apart, and the one behind then
+        # catches up in a smaller population, equal to the uninterrupted run only to rounding.
+        finished = [state for state, member_costs in zip(active, costs) if state.end_epoch(epoch, member_costs, seconds, cast)]
+        for state in finished:
+            state.save(keep_best)
+            report.epoch_done(state.history[-1])
+    for state in states:
+        assert state.logs is not None
+        state.logs.close()
+    return [Trained(state.history, state.diverged) for state in states]
+
+
+def fit(objective: Objective, n_train: int, schedule: Schedule, run: RunDir, **options: Any) -> list[dict[str, Any]]:
+    """Train one run (a population of one; options as :func:`fit_population`); a divergence
+    raises :class:`TrainingDiverged`, the last good checkpoint kept."""
+    (trained,) = fit_population([Member(objective, schedule, run)], n_train, **options)
+    if trained.diverged is not None:
+        raise trained.diverged
+    return trained.history
 
 
 def training_seconds(history: list[dict[str, Any]]) -> float:

@@ -1,0 +1,180 @@
+"""Populations (issue 16, part 1): P runs trained as one batched computation equal P separate
+runs, member by member; a killed population resumes exactly; a diverging member stops alone."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import torch
+
+from tagmodels.gpu.steps import BATCH, CASES, EXAMPLES, StepCase
+from tagmodels.training.loop import Member, Schedule, fit, fit_population
+from tagmodels.training.step import Objective
+from tagmodels.training.runs import RunDir
+
+CPU = torch.device("cpu")
+SEEDS = (3, 4, 5)
+# The objectives of every model kind: BatchNorm with running statistics (FC MLP, ConvNet, FC
+# Ladder), the Tagger's batch and layer statistics, binary and continuous, and the Tagger classifier.
+KINDS = ("tagger-binary-batch", "tagger-continuous-layer", "fc-mlp-1000-labels", "fc-ladder-all-labels",
+         "convnet-all-labels", "tagger-1000-labels")
+
+
+def case(name: str) -> StepCase:
+    return next(case for case in CASES if case.name == name)
+
+
+def member(case: StepCase, seed: int, folder: Path, epochs: int, lr: float = 1e-3) -> Member:
+    """A member as a caller builds one: its model initialised under its seed, its own run."""
+    torch.manual_seed(seed)
+    objective = in_float64(case.build(CPU))
+    folder.mkdir(parents=True, exist_ok=True)
+    run = RunDir(folder / f"seed-{seed}")
+    if not run.config_path.exists():
+        run.create({"seed": seed})
+    return Member(objective, Schedule(epochs, lr, BATCH, seed), run)
+
+
+def in_float64(objective: Objective) -> Objective:
+    """The objective in float64. In float32 the batched and the single computation round
+    differently, and Adam's first step, lr * sign(g), turns that rounding on gradients that
+    are zero in exact arithmetic into whole steps; float64 rounding stays far below Adam's eps."""
+    objective.model.double()
+    objective.x = objective.x.double()
+    objective.valid.images = objective.valid.images.double()
+    if hasattr(objective, "targets"):
+        objective.targets = objective.targets.double()
+    return objective
+
+
+def n_train(member: Member) -> int:
+    return getattr(member.objective, "n_train", EXAMPLES)
+
+
+def state(member: Member) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in member.objective.model.state_dict().items()}
+
+
+def assert_same_run(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    """The same trajectory to rounding. Adam's step lr * m / (sqrt(v) + eps) turns rounding on a
+    gradient near eps into a difference of up to lr on that entry, so a few entries may differ by
+    that much; a member given another's noise, data order or statistics moves nearly every entry."""
+    assert got.keys() == expected.keys()
+    differences = torch.cat([(got[key].double() - expected[key].double()).abs().flatten() for key in expected])
+    assert differences.max() < 4 * 2e-3, differences.max()  # a few steps of the largest lr
+    assert (differences < 1e-6).double().mean() > 0.99, sorted(differences.tolist())[-20:]
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_a_population_of_three_equals_three_separate_runs(name, tmp_path):
+    population = [member(case(name), seed, tmp_path / "population", epochs=2, lr=lr)
+                  for seed, lr in zip(SEEDS, (1e-3, 2e-3, 1e-3))]  # a learning rate of its own, too
+    trained = fit_population(population, n_train(population[0]), progress=False)
+    for one, outcome, lr in zip(population, trained, (1e-3, 2e-3, 1e-3)):
+        alone = member(case(name), one.schedule.seed, tmp_path / "alone", epochs=2, lr=lr)
+        history = fit(alone.objective, n_train(alone), alone.schedule, alone.run, progress=False)
+        assert outcome.diverged is None and len(outcome.history) == len(history) == 2
+        expected, got = state(alone), state(one)
+        assert_same_run(got, expected)  # parameters and BatchNorm's running statistics alike
+        for row, separate in zip(outcome.history, history):
+            assert row["cost"] == pytest.approx(separate["cost"], rel=1e-4)
+    # The members really differ: their seeds gave them other parameters.
+    first, second = state(population[0]), state(population[1])
+    assert any(not torch.allclose(first[key].float(), second[key].float()) for key in first)
+
+
+class Killed(Exception):
+    """A kill arriving at a chosen moment."""
+
+
+def killed_run(folder: Path, kind: StepCase, when: Callable[[list[Member]], Any]) -> list[Member]:
+    """A population of three killed where ``when`` (given the members) raises Killed."""
+    members = [member(kind, seed, folder, epochs=3) for seed in SEEDS]
+    with pytest.raises(Killed):
+        with when(members):
+            fit_population(members, EXAMPLES, progress=False)
+    return [member(kind, seed, folder, epochs=3) for seed in SEEDS]  # as a new process builds them
+
+
+def saved_epochs(members: list[Member]) -> list[int]:
+    return [len(torch.load(one.run.path / "checkpoint.pt", weights_only=False)["history"]) for one in members]
+
+
+@contextlib.contextmanager
+def in_a_step_of_epoch_two(members: list[Member]) -> Iterator[None]:
+    """The third member's third batch (epoch 2, step 1: two steps an epoch) raises."""
+    objective, calls = members[2].objective, []
+    inputs = objective.inputs
+
+    def killed(batch, generator):
+        calls.append(batch)
+        if len(calls) == 3:
+            raise Killed
+        return inputs(batch, generator)
+
+    objective.inputs = killed
+    yield
+
+
+@contextlib.contextmanager
+def between_two_saves_of_epoch_two(members: list[Member]) -> Iterator[None]:
+    """The second member's checkpoint of epoch 2 is never written; the first one's is."""
+    save = RunDir.save_checkpoint
+
+    def killed(self, state, which="last"):
+        if self.path == members[1].run.path and which == "last" and len(state["history"]) == 2:
+            raise Killed
+        return save(self, state, which)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RunDir, "save_checkpoint", killed)
+        yield
+
+
+@pytest.mark.parametrize("kill, saved, exact", [
+    (in_a_step_of_epoch_two, [1, 1, 1], True),
+    (between_two_saves_of_epoch_two, [2, 1, 1], False),
+])
+def test_a_killed_population_resumes_to_the_uninterrupted_parameters(kill, saved, exact, tmp_path):
+    kind = case("tagger-continuous-batch")
+    uninterrupted = [member(kind, seed, tmp_path / "whole", epochs=3) for seed in SEEDS]
+    fit_population(uninterrupted, EXAMPLES, progress=False)
+    resumed = killed_run(tmp_path / "killed", kind, kill)
+    assert saved_epochs(resumed) == saved
+    outcomes = fit_population(resumed, EXAMPLES, resume=True, progress=False)
+    for one, whole, outcome in zip(resumed, uninterrupted, outcomes):
+        assert [row["epoch"] for row in outcome.history] == [1, 2, 3]
+        expected, got = state(whole), state(one)
+        if exact:  # the same computations in the same order: bit for bit
+            assert all(torch.equal(got[key], expected[key]) for key in expected), one.run.path
+        else:  # the member behind caught up in a population of two: to rounding
+            assert_same_run(got, expected)
+
+
+def test_a_diverging_member_stops_alone_and_the_others_train_as_if_it_were_not_there(tmp_path):
+    kind = case("fc-ladder-all-labels")
+    population = [member(kind, seed, tmp_path / "population", epochs=3) for seed in SEEDS]
+    bad = population[1].objective
+    validate = type(bad).validate
+
+    class Poisoned(type(bad)):  # after its first epoch, its images turn NaN
+        def validate(self):
+            figures = validate(self)
+            self.x.fill_(float("nan"))
+            return figures
+
+    bad.__class__ = Poisoned
+    outcomes = fit_population(population, EXAMPLES, progress=False)
+    assert [outcome.diverged is None for outcome in outcomes] == [True, False, True]
+    assert "the cost became nan at epoch 2" in str(outcomes[1].diverged)
+    assert [len(outcome.history) for outcome in outcomes] == [3, 1, 3]
+    kept = torch.load(population[1].run.path / "checkpoint.pt", weights_only=False)
+    assert len(kept["history"]) == 1 and all(torch.isfinite(v).all() for v in kept["model"].values())
+    for index in (0, 2):
+        alone = member(kind, SEEDS[index], tmp_path / "alone", epochs=3)
+        fit(alone.objective, EXAMPLES, alone.schedule, alone.run, progress=False)
+        expected, got = state(alone), state(population[index])
+        assert_same_run(got, expected)
