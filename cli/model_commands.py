@@ -13,7 +13,9 @@ from tagtool_cli.options import (
     PRECISION_CHOICE,
     PRECISION_HELP,
     existing_file,
+    number_list,
     positive,
+    seed_list,
     threads_option,
 )
 from tagtool_cli.outputs import output_file
@@ -102,6 +104,10 @@ def _left_behind(out_dir: str) -> str:
                    "--norm layer --tag-norm batch: LayerNorm in the Ladder only, the read-outs over examples "
                    "and groups as the 2016 release")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial parameters and the data order")
+@click.option("--seeds", callback=seed_list, help="train a population, one run per seed, as one batched computation: "
+              "e.g. 0-4 or 0,3,7 (--out then holds a run directory per member)")
+@click.option("--sweep-lr", callback=number_list, help="with or without --seeds: a member per learning rate, "
+              "e.g. 0.0005,0.001,0.002 (a population)")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--precision", type=PRECISION_CHOICE, help=f"{PRECISION_HELP} (default: auto); kept on --resume")
 @click.option("--compile/--no-compile", "compile_model", default=None,
@@ -114,55 +120,83 @@ def _left_behind(out_dir: str) -> str:
 @click.option("--quiet", is_flag=True, help="no progress bar and no line per epoch")
 def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, initial_variance, delta_z_form,
           z_input, variance_map, likelihood_variance, m_floor, norm_epsilon, tag_norm, seed, device, precision,
-          compile_model, threads, resume, overwrite, quiet):
-    """Train a model; writes config.json, metrics and a checkpoint per epoch to --out."""
+          compile_model, seeds, sweep_lr, threads, resume, overwrite, quiet):
+    """Train a model, or a population of them; writes config.json, metrics and a checkpoint
+    per epoch to --out (to a directory per member in --out for a population)."""
+    from contextlib import ExitStack
+
     from tagmodels.device import resolve_device
-    from tagmodels.training.grouping import (
-        check_run_config,
-        new_run_config,
-        train_tagger,
-    )
+    from tagmodels.training.grouping import check_run_config, new_run_config, train_taggers
+    from tagmodels.training.population_runs import member_names, read_population, write_population
     from tagmodels.training.precision import configure, describe
     from tagmodels.training.resume import resume_config
     from tagmodels.training.runs import RunDir
 
-    run = RunDir(out_dir)
     dev = resolve_device(device)
+    population = seeds is not None or sweep_lr is not None
+    starting = ExitStack()
     if resume:
         if overwrite:
             raise UserError("--resume continues the run in --out and --overwrite replaces it: give one of them")
-        config = run.config()
-        check_run_config(config, run.config_path)
-        configure(dev, config["training"]["precision"], threads)
+        if population:
+            raise UserError("--resume continues the members named in --out; --seeds and --sweep-lr start new ones")
+        names = read_population(Path(out_dir))
+        runs = [RunDir(out_dir)] if names is None else [RunDir(Path(out_dir) / name) for name in names]
+        configs = [run.config() for run in runs]
         ctx = click.get_current_context()
         given = {name: ctx.params[param] for name, param in RESUME_OPTIONS.items()
                  if ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE}
-        for warning in resume_config(run, config, given, dev):
-            click.echo(f"Warning: {warning}", err=True)
-        starting = run.resumed(config)
+        for run, config in zip(runs, configs):
+            check_run_config(config, run.config_path)
+        configure(dev, configs[0]["training"]["precision"], threads)
+        for run, config in zip(runs, configs):
+            for warning in resume_config(run, config, given, dev):
+                click.echo(f"Warning: {warning}", err=True)
+        for run, config in zip(runs, configs):
+            starting.enter_context(run.resumed(config))
     else:
         if data_path is None:
             raise UserError("--data is required for a new run")
         data_path = existing_file(data_path)
         precision = configure(dev, precision, threads)
-        config = new_run_config(
-            preset, data_path, seed, dev, precision, bool(compile_model), epochs=epochs, groups=groups,
-            iterations=iterations, norm=norm, lr=lr, batch_size=batch_size, initial_variance=initial_variance,
-            delta_z_form=delta_z_form, z_input=z_input, variance_map=variance_map,
-            likelihood_variance=likelihood_variance, m_floor=m_floor, norm_epsilon=norm_epsilon, tag_norm=tag_norm,
-        )
-        starting = run.started(config, overwrite=overwrite)
+        members = member_names(seeds or [seed], sweep_lr) if population else [(None, seed, lr)]
+        configs = [
+            new_run_config(
+                preset, data_path, member_seed, dev, precision, bool(compile_model), epochs=epochs, groups=groups,
+                iterations=iterations, norm=norm, lr=lr if member_lr is None else member_lr, batch_size=batch_size,
+                initial_variance=initial_variance, delta_z_form=delta_z_form, z_input=z_input,
+                variance_map=variance_map, likelihood_variance=likelihood_variance, m_floor=m_floor,
+                norm_epsilon=norm_epsilon, tag_norm=tag_norm,
+            )
+            for _, member_seed, member_lr in members
+        ]
+        if population:
+            write_population(Path(out_dir), [name for name, _, _ in members])
+            runs = [RunDir(Path(out_dir) / name) for name, _, _ in members]
+        else:
+            runs = [RunDir(out_dir)]
+        for run, config in zip(runs, configs):
+            starting.enter_context(run.started(config, overwrite=overwrite))
     on_interrupt(lambda: _left_behind(out_dir))
     with starting:
         if not quiet:
-            click.echo(describe(dev, config["training"]["precision"], config["training"]["compile"]))
-        _, history = train_tagger(run, config, dev, resume=resume, progress=not quiet, adapt_threads=threads == "auto")
-    if history:
-        last = history[-1]
-        click.echo(
-            f"trained {last['epoch']} epochs: cost {last['cost']:.4f}, "
-            f"valid cost {last['valid_cost']:.4f}, valid AMI {last['valid_ami']:.3f} -> {run.path}"
-        )
+            click.echo(describe(dev, configs[0]["training"]["precision"], configs[0]["training"]["compile"])
+                       + (f"; a population of {len(runs)}" if len(runs) > 1 else ""))
+        trained = train_taggers(runs, configs, dev, resume=resume, progress=not quiet, adapt_threads=threads == "auto")
+    for run, (_, outcome) in zip(runs, trained):
+        if outcome.history and outcome.diverged is None:
+            last = outcome.history[-1]
+            click.echo(
+                f"trained {last['epoch']} epochs: cost {last['cost']:.4f}, "
+                f"valid cost {last['valid_cost']:.4f}, valid AMI {last['valid_ami']:.3f} -> {run.path}"
+            )
+    diverged = [(run, outcome.diverged) for run, (_, outcome) in zip(runs, trained) if outcome.diverged is not None]
+    if len(runs) == 1 and diverged:
+        raise diverged[0][1]
+    for run, error in diverged:
+        click.echo(f"Error: {run.path}: {error}", err=True)
+    if diverged:
+        raise SystemExit(1)
 
 
 @click.command()

@@ -32,6 +32,35 @@ def positive(ctx: click.Context, param: click.Parameter, value):
     return value
 
 
+def seed_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    """A click callback: "0-4" or "0,3,7" as a list of distinct seeds."""
+    if value is None:
+        return None
+    seeds: list[int] = []
+    try:
+        for part in value.split(","):
+            first, _, last = part.strip().partition("-")
+            seeds += range(int(first), int(last or first) + 1)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give seeds as 0-4 or 0,3,7") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"{value!r}: give each seed once, at least one")
+    return seeds
+
+
+def number_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[float] | None:
+    """A click callback: "0.001,0.002" as a list of distinct positive numbers."""
+    if value is None:
+        return None
+    try:
+        numbers = [float(part) for part in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give numbers separated by commas, e.g. 0.001,0.002") from None
+    if not all(number > 0 and number != float("inf") for number in numbers) or len(set(numbers)) != len(numbers):
+        raise click.BadParameter(f"{value!r}: give distinct positive numbers")
+    return numbers
+
+
 def existing_file(path: str) -> str:
     """``path`` when it names a file; a one-line error otherwise."""
     if not Path(path).is_file():

@@ -4,6 +4,7 @@ runs, member by member; a killed population resumes exactly; a diverging member 
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -178,3 +179,42 @@ def test_a_diverging_member_stops_alone_and_the_others_train_as_if_it_were_not_t
         fit(alone.objective, EXAMPLES, alone.schedule, alone.run, progress=False)
         expected, got = state(alone), state(population[index])
         assert_same_run(got, expected)
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def tagtool(*args: object) -> Any:
+    from click.testing import CliRunner
+    from tagtool_cli.main import tagtool as command
+
+    return CliRunner().invoke(command, [str(arg) for arg in args])
+
+
+def test_train_seeds_makes_a_run_per_member_that_resumes_together_and_evaluates_alone(shapes_file, tmp_path):
+    out = tmp_path / "population"
+    common = ("--preset", "shapes-small", "--batch-size", "20", "--quiet")
+    result = tagtool("train", "--data", shapes_file, "--out", out, "--epochs", "1", "--seeds", "4-5",
+                     "--sweep-lr", "0.001,0.003", *common)
+    assert result.exit_code == 0, result.output
+    names = ["seed-4-lr-0.001", "seed-4-lr-0.003", "seed-5-lr-0.001", "seed-5-lr-0.003"]
+    assert json.loads((out / "population.json").read_text()) == {"members": names}
+    configs = [json.loads((out / name / "config.json").read_text())["training"] for name in names]
+    assert [(c["seed"], c["lr"]) for c in configs] == [(4, 0.001), (4, 0.003), (5, 0.001), (5, 0.003)]
+
+    result = tagtool("train", "--out", out, "--resume", "--epochs", "2", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert [len(RunDir(out / name).history()) for name in names] == [2, 2, 2, 2]
+    result = tagtool("evaluate", out / names[1], "--iterations", "2", "--quiet")
+    assert result.exit_code == 0 and "AMI after 2 iterations" in result.output, result.output
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--seeds", "3-x", "give seeds as 0-4 or 0,3,7"),
+    ("--seeds", "1,1", "give each seed once"),
+    ("--sweep-lr", "0.001,-1", "give distinct positive numbers"),
+])
+def test_a_bad_population_option_is_one_line_naming_it(shapes_file, tmp_path, option, value, message):
+    result = tagtool("train", "--data", shapes_file, "--out", tmp_path / "p", option, value)
+    assert result.exit_code == 2 and message in result.output and option in result.output, result.output
+    assert not (tmp_path / "p").exists()

@@ -21,7 +21,7 @@ from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.tagger.presets import Preset, get_preset
 from tagmodels.training.best import Selection
 from tagmodels.training.data import SplitTensors, data_identity, input_kind, load_split
-from tagmodels.training.loop import Schedule, fit
+from tagmodels.training.loop import Member, Schedule, Trained, fit_population
 from tagmodels.training.restore import Run, restore
 from tagmodels.training.runs import RunDir, provenance
 
@@ -147,6 +147,54 @@ def check_run_config(config: Any, source: Path) -> None:
         raise UserError(f"{source}: unknown field(s) {', '.join(sorted(f'tagger.{n}' for n in unknown))}")
 
 
+def population_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What the members of one population must share: everything but the seed and the learning rate."""
+    training = {key: value for key, value in config["training"].items() if key not in ("seed", "lr")}
+    return {"data": config["data"], "tagger": config["tagger"], "training": training}
+
+
+def train_taggers(
+    runs: list[RunDir],
+    configs: list[dict[str, Any]],
+    device: torch.device,
+    resume: bool,
+    progress: bool,
+    splits: tuple[SplitTensors, SplitTensors] | None = None,
+    adapt_threads: bool = False,
+) -> list[tuple[Tagger, Trained]]:
+    """Train (or continue) the runs ``configs`` describe as one population (their seeds and
+    learning rates may differ, nothing else); returns each member's model and outcome.
+
+    The data are read once from the configs' file unless ``splits`` gives (train, valid)
+    already loaded (the benchmark passes pixel-permuted ones).
+    """
+    shared = population_settings(configs[0])
+    if any(population_settings(config) != shared for config in configs[1:]):
+        raise ValueError("the runs of one population may differ only in their seed and learning rate")
+    training = configs[0]["training"]
+    if splits is None:
+        train = load_split(shared["data"], "train", device)
+        valid = load_split(shared["data"], "valid", device, limit=training["valid_examples"])
+    else:
+        train, valid = splits[0], splits[1].head(training["valid_examples"])
+    members = []
+    for run, config in zip(runs, configs):
+        torch.manual_seed(config["training"]["seed"])  # the initial parameters
+        model = Tagger(TaggerConfig.from_dict(config["tagger"])).to(device)
+        if not members:
+            train.check_inputs(model.config.n_inputs, shared["data"], model.config.input_kind)
+        objective = GroupingObjective(
+            model, train, valid, training["groups"], training["iterations"], training["batch_size"]
+        )
+        schedule = Schedule(training["epochs"], config["training"]["lr"], training["batch_size"], config["training"]["seed"])
+        members.append(Member(objective, schedule, run))
+    trained = fit_population(
+        members, len(train), resume=resume, progress=progress, precision=training["precision"],
+        compile=training["compile"], keep_best=BEST, adapt_threads=adapt_threads,
+    )
+    return [(member.objective.model, outcome) for member, outcome in zip(members, trained)]
+
+
 def train_tagger(
     run: RunDir,
     config: dict[str, Any],
@@ -156,28 +204,12 @@ def train_tagger(
     splits: tuple[SplitTensors, SplitTensors] | None = None,
     adapt_threads: bool = False,
 ) -> tuple[Tagger, list[dict]]:
-    """Train (or continue) the run described by ``config``; returns the model and the history.
-
-    The data are read from ``config["data"]`` unless ``splits`` gives (train, valid) already
-    loaded (the benchmark passes pixel-permuted ones).
-    """
-    training = config["training"]
-    torch.manual_seed(training["seed"])
-    model = Tagger(TaggerConfig.from_dict(config["tagger"])).to(device)
-    if splits is None:
-        train = load_split(config["data"], "train", device)
-        valid = load_split(config["data"], "valid", device, limit=training["valid_examples"])
-    else:
-        train, valid = splits[0], splits[1].head(training["valid_examples"])
-    train.check_inputs(model.config.n_inputs, config["data"], model.config.input_kind)
-    objective = GroupingObjective(
-        model, train, valid, training["groups"], training["iterations"], training["batch_size"]
-    )
-    schedule = Schedule(training["epochs"], training["lr"], training["batch_size"], training["seed"])
-    return model, fit(
-        objective, len(train), schedule, run, resume=resume, progress=progress,
-        precision=training["precision"], compile=training["compile"], keep_best=BEST, adapt_threads=adapt_threads,
-    )
+    """Train (or continue) the one run ``config`` describes (a population of one); returns the
+    model and the history, or raises :class:`TrainingDiverged` (its last checkpoint kept)."""
+    ((model, trained),) = train_taggers([run], [config], device, resume, progress, splits, adapt_threads)
+    if trained.diverged is not None:
+        raise trained.diverged
+    return model, trained.history
 
 
 def rebuild_tagger(run: RunDir, config: Any) -> Tagger:
