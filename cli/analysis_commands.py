@@ -12,6 +12,7 @@ from tagtool_cli.options import (
     PRECISION_HELP,
     existing_file,
     positive,
+    seed_list,
     threads_option,
 )
 from tagtool_cli.outputs import output_file
@@ -77,10 +78,12 @@ def compare(run_dirs, png_out, json_out, epochs):
 @click.option("--epochs", type=int, callback=positive, help="default: the preset's")
 @click.option("--iterations", type=int, default=5, show_default=True, callback=positive, help="evaluation iterations")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seeds", callback=seed_list, help="several seeds, e.g. 0-4: each variant trains them as one "
+              "population; the report gives the median and range (overrides --seed)")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--precision", type=PRECISION_CHOICE, default="auto", show_default=True, help=PRECISION_HELP)
 @threads_option
-def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, device, precision, threads):
+def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, seeds, device, precision, threads):
     """Learning check: full TAG against delta z zeroed and L(m) zeroed, AMI per iteration."""
     from tagdata.atomic import new_directory
     from tagmodels.device import resolve_device
@@ -93,7 +96,7 @@ def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, dev
     click.echo(describe(dev, precision, False))
     with new_directory(out_dir):
         result = run_ablation(
-            existing_file(data_path), Path(out_dir), preset, seed, dev, iterations, precision,
+            existing_file(data_path), Path(out_dir), preset, seeds or [seed], dev, iterations, precision,
             log=click.echo, adapt_threads=threads == "auto", **({"epochs": epochs} if epochs else {}),
         )
     if json_out:

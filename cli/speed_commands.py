@@ -1,12 +1,13 @@
-"""`tagtool` commands that measure speed: speed-train (samples/s beside the matmul bound) and
-speed-contention (training beside other work)."""
+"""`tagtool` commands that measure speed: speed-train (samples/s beside the matmul bound),
+speed-population (P runs as one against P separate runs) and speed-contention (training
+beside other work)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-from tagtool_cli.options import DEVICE_HELP
+from tagtool_cli.options import DEVICE_HELP, positive
 from tagtool_cli.outputs import output_file
 
 from tagdata.errors import UserError
@@ -75,6 +76,49 @@ def speed_train(model, preset, norm, device, precisions, compile_settings, threa
         click.echo(json.dumps(result, indent=2))
 
 
+@click.command("speed-population")
+@click.option("--preset", "presets", type=click.Choice(sorted(PRESETS)), multiple=True,
+              help="presets to measure (repeat the option; default: shapes-small and shapes-paper)")
+@click.option("--members", type=int, default=5, show_default=True, callback=positive, help="P, the population's size")
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
+@click.option("--threads", default="auto", show_default=True, help="CPU threads: a number, or auto (the cores other processes leave free)")
+@click.option("--seconds", type=float, default=5.0, show_default=True, help="time spent measuring each step, per round")
+@click.option("--out", "json_out", type=click.Path(dir_okay=False), callback=output_file(), help="write the JSON here")
+def speed_population(presets, members, device, precision, threads, seconds, json_out):
+    """Samples/s of a population of P runs trained as one, against the P runs one after another."""
+    import json
+    import time
+
+    import torch
+
+    from tagmodels.device import resolve_device
+    from tagmodels.speed.population import measure_population_speed
+    from tagmodels.training.precision import configure
+    from tagmodels.training.runs import provenance, write_json
+
+    if seconds <= 0:
+        raise UserError(f"--seconds must be positive, got {seconds}")
+    dev = resolve_device(device)
+    configure(dev, precision, threads)
+    started = time.perf_counter()
+    rows = []
+    for preset in presets or ("shapes-small", "shapes-paper"):
+        row = measure_population_speed(preset, dev, members, seconds, precision)
+        click.echo(f"{preset}: a population of {members} {row['population_samples_per_second']:.1f} samples/s, "
+                   f"{members} separate runs {row['separate_samples_per_second']:.1f} ({row['speedup']:.2f}x)")
+        rows.append(row)
+    result = {
+        "settings": rows,
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        **provenance(dev, seed=0),
+    }
+    if json_out:
+        write_json(Path(json_out), result)
+    else:
+        click.echo(json.dumps(result, indent=2))
+
+
 @click.command("speed-contention")
 @click.option("--threads", "thread_settings", multiple=True,
               help="thread settings to compare (repeat; default: auto and 2)")
@@ -109,4 +153,4 @@ def speed_contention(thread_settings, images, epochs, json_out):
         click.echo(json.dumps(result, indent=2))
 
 
-COMMANDS: list[click.Command] = [speed_train, speed_contention]
+COMMANDS: list[click.Command] = [speed_train, speed_population, speed_contention]

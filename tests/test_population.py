@@ -218,3 +218,19 @@ def test_a_bad_population_option_is_one_line_naming_it(shapes_file, tmp_path, op
     result = tagtool("train", "--data", shapes_file, "--out", tmp_path / "p", option, value)
     assert result.exit_code == 2 and message in result.output and option in result.output, result.output
     assert not (tmp_path / "p").exists()
+
+
+def test_ablation_with_seeds_trains_each_variant_as_a_population_and_reports_the_spread(shapes_file, tmp_path):
+    result = tagtool("ablation", "--data", shapes_file, "--out", tmp_path / "runs", "--epochs", "1", "--iterations", "2",
+                     "--seeds", "0-1", "--device", "cpu", "--json", tmp_path / "ablation.json")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "ablation.json").read_text())
+    assert report["seeds"] == [0, 1]
+    for name in ("full", "no-delta-z", "no-likelihood"):
+        variant = report["variants"][name]
+        finals = [variant["per_seed"][seed]["ami"][-1] for seed in ("0", "1")]
+        assert variant["final_ami"] == {"median": round((finals[0] + finals[1]) / 2, 4),
+                                        "min": min(finals), "max": max(finals)}
+        seeds = [json.loads((tmp_path / "runs" / name / f"seed-{s}" / "config.json").read_text())["training"]["seed"]
+                 for s in (0, 1)]
+        assert seeds == [0, 1]

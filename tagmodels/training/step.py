@@ -60,13 +60,14 @@ class _Cost(torch.nn.Module):
 
 class PopulationCost:
     """The costs (P,) of P members on their batches, for members whose models share one
-    architecture; member 0's modules run the batched call."""
+    architecture; member 0's modules run the batched call. ``batched`` False computes the
+    members one after another instead, each exactly as it would alone (see :func:`batched_on`)."""
 
-    def __init__(self, objectives: Sequence[Objective], noise: Sequence[torch.Generator]) -> None:
-        self.objectives, self.noise = list(objectives), list(noise)
+    def __init__(self, objectives: Sequence[Objective], noise: Sequence[torch.Generator], batched: bool = True) -> None:
+        self.objectives, self.noise, self.batched = list(objectives), list(noise), batched
         self.template = _Cost(self.objectives[0])
         self.members = [_Cost(objective) for objective in self.objectives]
-        self.batched = vmap(self._member_cost, randomness="same")  # draws are per member already
+        self.vmapped = vmap(self._member_cost, randomness="same")  # draws are per member already
 
     def _member_cost(self, params: dict, buffers: dict, index: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
         with randomness.member(index):
@@ -74,19 +75,25 @@ class PopulationCost:
 
     def __call__(self, batches: Sequence[torch.Tensor], orders: Sequence[torch.Generator]) -> torch.Tensor:
         inputs = [objective.inputs(batch, order) for objective, batch, order in zip(self.objectives, batches, orders)]
+        if len(self.members) == 1 or not self.batched:
+            return torch.stack([self._alone(objective, noise, member_inputs)
+                                for objective, noise, member_inputs in zip(self.objectives, self.noise, inputs)])
         with randomness.streams(self.noise):
-            if len(self.members) == 1:
-                return self.objectives[0].cost(self.objectives[0].model, *inputs[0]).reshape(1)
             params = _stacked([dict(member.named_parameters()) for member in self.members])
             with torch.no_grad():
                 buffers = _stacked([dict(member.named_buffers()) for member in self.members])
             index = torch.arange(len(self.members), device=next(iter(params.values())).device)
-            costs = self.batched(params, buffers, index, *(torch.stack(parts) for parts in zip(*inputs)))
+            costs = self.vmapped(params, buffers, index, *(torch.stack(parts) for parts in zip(*inputs)))
         with torch.no_grad():  # BatchNorm's running statistics, updated in the stacked copies
             for i, member in enumerate(self.members):
                 for name, buffer in member.named_buffers():
                     buffer.copy_(buffers[name][i])
         return costs
+
+    @staticmethod
+    def _alone(objective: Objective, noise: torch.Generator, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        with randomness.streams([noise]):
+            return objective.cost(objective.model, *inputs)
 
 
 def _stacked(tables: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

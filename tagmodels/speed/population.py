@@ -1,0 +1,75 @@
+"""Samples per second of a population of P Tagger runs trained as one, against the same P runs
+trained one after another (a single run's speed: P runs back to back take P times as long).
+
+Both are timed on the same random data of the preset's input size with the loop's own step
+(:class:`tagmodels.training.step.PopulationCost` and :func:`train_step`), alternating between
+the two for ``rounds`` rounds so that a change in the machine's load hits both alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tagmodels import randomness
+from tagmodels.speed.timing import seconds_per_call
+from tagmodels.tagger.model import Tagger
+from tagmodels.tagger.presets import get_preset
+from tagmodels.training.data import SplitTensors
+from tagmodels.training.grouping import GroupingObjective, tagger_config
+from tagmodels.training.loop import adam
+from tagmodels.training.precision import autocast
+from tagmodels.training.step import PopulationCost, train_step
+
+
+def _objectives(preset_name: str, members: int, device: torch.device) -> list[GroupingObjective]:
+    preset = get_preset(preset_name)
+    kind = "binary" if preset.dataset_kind == "shapes" else "continuous"
+    side = 20 if kind == "binary" else 28
+    images = torch.rand(4 * preset.batch_size, 1, side, side, device=device)
+    if kind == "binary":
+        images = (images < preset.data_mean).float()
+    data = SplitTensors(preset.dataset_kind, images, torch.zeros(len(images), side * side, dtype=torch.uint8, device=device),
+                        torch.zeros(len(images), 1, dtype=torch.uint8, device=device))
+    objectives = []
+    for seed in range(members):
+        torch.manual_seed(seed)
+        model = Tagger(tagger_config(preset, side * side, kind)).to(device)
+        objectives.append(GroupingObjective(model, data, data, preset.groups, preset.iterations, preset.batch_size))
+    return objectives
+
+
+def _step_seconds(objectives: list[GroupingObjective], device: torch.device, precision: str, seconds: float) -> float:
+    """Seconds per training step of ``objectives`` as one population."""
+    cost = PopulationCost(objectives, [randomness.generator(device, seed) for seed in range(len(objectives))])
+    optimizers = [adam(objective.model, 1e-4) for objective in objectives]
+    orders = [torch.Generator().manual_seed(seed) for seed in range(len(objectives))]
+    batch_size = objectives[0].batch_size
+    batches = [torch.arange(batch_size, device=device) for _ in objectives]
+    cast = autocast(precision, device)
+    return seconds_per_call(lambda: train_step(optimizers, cast, lambda: cost(batches, orders)), device, seconds)
+
+
+def measure_population_speed(
+    preset_name: str, device: torch.device, members: int = 5, seconds: float = 5.0, precision: str = "fp32",
+    rounds: int = 2,
+) -> dict[str, Any]:
+    """Training samples/s (all members together) of a population of ``members`` and of the same
+    runs one at a time, best of ``rounds`` alternating measurements each."""
+    objectives = _objectives(preset_name, members, device)
+    batch_size = objectives[0].batch_size
+    together, alone = [], []
+    for _ in range(rounds):
+        together.append(members * batch_size / _step_seconds(objectives, device, precision, seconds))
+        alone.append(batch_size / _step_seconds(objectives[:1], device, precision, seconds))
+    return {
+        "preset": preset_name,
+        "members": members,
+        "precision": precision,
+        "batch_size": batch_size,
+        "population_samples_per_second": round(max(together), 2),
+        "separate_samples_per_second": round(max(alone), 2),
+        "speedup": round(max(together) / max(alone), 3),
+        "rounds": {"population": [round(v, 2) for v in together], "separate": [round(v, 2) for v in alone]},
+    }
