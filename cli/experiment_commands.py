@@ -12,9 +12,6 @@ from tagtool_cli.options import DEVICE_HELP, PRECISION_CHOICE, PRECISION_HELP, p
 
 from tagdata.errors import UserError
 
-SCALES = ("paper", "cpu", "tiny")  # tagmodels.experiments.reproduce_plan.REPRODUCE_SCALES
-DEFAULT_PROBE_SECONDS = {"paper": 2.0, "cpu": 2.0, "tiny": 0.05}
-
 
 @click.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
@@ -47,7 +44,7 @@ def reproduce(out_dir, device, budget, scale, seeds_table1, seeds_table2, mnist_
 
     seconds = parse_budget(budget)
     chosen = get_reproduce_scale(scale)
-    probe = DEFAULT_PROBE_SECONDS[chosen.name] if probe_seconds is None else probe_seconds
+    probe = chosen.probe_seconds if probe_seconds is None else probe_seconds
     if probe <= 0:
         raise UserError(f"--probe-seconds must be positive, got {probe_seconds}")
     out = Path(out_dir)

@@ -38,6 +38,7 @@ class ReproduceScale:
     table1_overrides: dict[str, Any] = field(default_factory=dict)
     table1_splits: dict[str, int] | None = None  # None: the Shapes spec's own
     note: str = ""
+    probe_seconds: float = 2.0  # of training steps per model kind in the speed probe
 
     def table1_preset(self, norm: str) -> Preset:
         return get_preset(TABLE1_PRESET).with_overrides(norm=norm, **self.table1_overrides)
@@ -55,7 +56,7 @@ REPRODUCE_SCALES = {
     "tiny": ReproduceScale(
         "tiny", "tiny", {"widths": (32, 16, 8), "epochs": 1, "valid_examples": 50},
         {"train": 200, "valid": 50, "test": 100, "single": 0},
-        note="a check of the machinery in seconds (CI), NOT comparable with the paper",
+        note="a check of the machinery in seconds (CI), NOT comparable with the paper", probe_seconds=0.05,
     ),
 }
 

@@ -49,14 +49,19 @@ def probe_speeds(scale: ReproduceScale, device: torch.device, precision: str, se
                  log: Callable[[str], None] = print) -> dict[str, float]:
     """Samples/s per probe key (tagmodels.experiments.reproduce_plan.Unit.probe)."""
     torch.manual_seed(0)
-    speeds = {}
+    speeds: dict[str, float] = {}
+
+    def record(key: str, value: float) -> None:
+        speeds[key] = value
+        log(f"  {key:>22}: {value:,.0f} samples/s")
+
     for norm in TABLE1_NORMS:
-        speeds[f"table1-{norm}"] = _tagger_rate(scale.table1_preset(norm), SHAPES_INPUTS, "binary", device,
-                                                precision, seconds)
+        record(f"table1-{norm}", _tagger_rate(scale.table1_preset(norm), SHAPES_INPUTS, "binary", device,
+                                              precision, seconds))
     bench = scale.table2_scale()
     phase = get_preset(bench.tagger_preset).with_overrides(**bench.tagger_overrides)
     n_inputs = TEXTURE_SIDE * TEXTURE_SIDE
-    speeds[PHASE_PROBE] = _tagger_rate(phase, n_inputs, "continuous", device, precision, seconds)
+    record(PHASE_PROBE, _tagger_rate(phase, n_inputs, "continuous", device, precision, seconds))
     for method in METHODS:
         for labels in BUDGETS:
             settings = bench.settings(method, labels)
@@ -69,8 +74,6 @@ def probe_speeds(scale: ReproduceScale, device: torch.device, precision: str, se
             model = build_classifier(method, settings, like, tagger).to(device)
             targets = torch.full((batch, N_CLASSES), 1 / N_CLASSES, device=device)
             x = like.x
-            speeds[f"{method}-{labels}"] = _rate(model, lambda: model.cost(x, targets), batch, settings["lr"],
-                                                 device, precision, seconds)
-    for key, value in speeds.items():
-        log(f"  {key:>22}: {value:,.0f} samples/s")
+            record(f"{method}-{labels}", _rate(model, lambda: model.cost(x, targets), batch, settings["lr"],
+                                               device, precision, seconds))
     return speeds
