@@ -75,17 +75,21 @@ class Reproduction:
     def evaluation_path(self, name: str) -> Path:
         return self.table1_dir / "evaluations" / f"{name}.json"
 
+    def run_dir(self, unit: Unit, seed: int) -> Path:
+        """One seed's training run: OUT/table1/<run>, or the cell's OUT/table2/runs/<cell>."""
+        if unit.cell is None:
+            return self.table1_dir / unit.run_name(seed)
+        return self.out / "table2" / "runs" / unit.run_name(seed)
+
     def done(self, unit: Unit, seed: int) -> bool:
         """Whether a run's result is already there."""
         if unit.cell is None:
             return self.evaluation_path(unit.run_name(seed)).exists()
-        return (self.out / "table2" / "runs" / unit.run_name(seed) / "result.json").exists()
+        return (self.run_dir(unit, seed) / "result.json").exists()
 
     def started(self, unit: Unit, seed: int) -> bool:
         """Whether a run not done has a run directory (stopped part-way: it resumes)."""
-        if unit.cell is None:
-            return (self.table1_dir / unit.run_name(seed) / "config.json").exists()
-        return (self.out / "table2" / "runs" / unit.run_name(seed) / "config.json").exists()
+        return (self.run_dir(unit, seed) / "config.json").exists()
 
     # ------------------------------------------------------------------ Table 1
 
@@ -207,10 +211,10 @@ class Reproduction:
         return written
 
 
-def open_table2(out: Path, scale: ReproduceScale, cells_units: list[Unit], precision: str, mnist_dir: str | None) -> None:
+def open_table2(out: Path, scale: ReproduceScale, units: list[Unit], precision: str, mnist_dir: str | None) -> None:
     """Plan every Table 2 cell in OUT/table2/plan.json (so that `tagtool status` and the
     benchmark's executors find them)."""
-    cells = [unit.seed_cell(seed) for unit in cells_units if unit.cell is not None for seed in unit.seeds]
+    cells = [unit.seed_cell(seed) for unit in units if unit.cell is not None for seed in unit.seeds]
     (out / "table2").mkdir(parents=True, exist_ok=True)
     extend_plan(out / "table2", Plan(scale.table2_scale(), cells, precision, False, mnist_dir))
 
