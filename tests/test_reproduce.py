@@ -5,6 +5,7 @@ instead of retraining; bad options are refused in one line."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,20 @@ def test_bad_options_are_refused_in_one_line_and_leave_no_folder(tmp_path, optio
     assert not out.exists()
     with pytest.raises(UserError):
         parse_budget("0m")
+
+
+def test_a_stopped_run_is_reported_unfinished_then_resumed_from_its_checkpoint(finished, tmp_path):
+    out, mnist, _ = finished
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    cell = copy / "table2" / "runs" / "convnet_texture-mnist2_1000_seed0"
+    (cell / "result.json").unlink()  # as if killed after its last checkpoint, before its result
+    (copy / "table1" / "evaluations" / "shapes-paper-layer_seed0.json").unlink()
+    stopped = reproduce(copy, mnist, "--budget", "0.001s")
+    assert stopped.exit_code == 0, stopped.output
+    states = {run["name"]: run["state"] for run in json.loads((copy / "report.json").read_text())["runs"]}
+    assert states["convnet_texture-mnist2_1000_seed0"] == states["shapes-paper-layer_seed0"] == "unfinished (resumes)"
+    resumed = reproduce(copy, mnist, "--budget", "10m")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((copy / "report.json").read_text())["counts"] == {"done before": TABLE2_CELLS, "ran": 2}
+    assert json.loads((cell / "result.json").read_text())["resumed_at_epoch"] == 1  # not trained again
