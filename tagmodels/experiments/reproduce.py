@@ -105,14 +105,14 @@ class Reproduction:
             tagdata.make_dataset(spec, path)
         return path
 
-    def table1_run(self, norm: str, seed: int) -> dict[str, Any]:
+    def table1_run(self, unit: Unit, seed: int) -> dict[str, Any]:
         """Train (or resume) one Table 1 run and write its Table 1a record."""
-        name = f"{TABLE1_PRESET}-{norm}_seed{seed}"
-        run = RunDir(self.table1_dir / name)
+        name = unit.run_name(seed)
+        run = RunDir(self.run_dir(unit, seed))
         if run.config_path.exists():
             config = run.config()
         else:
-            overrides = {"norm": norm, **self.scale.table1_overrides}
+            overrides = {"norm": unit.norm, **self.scale.table1_overrides}
             config = new_run_config(TABLE1_PRESET, str(self.shapes_path()), seed, self.device, self.precision,
                                     **overrides)
             run.path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +140,7 @@ class Reproduction:
         """Every seed of one configuration: the unit a population of models will train as one
         batched computation. For now, one single-run training after another."""
         if unit.cell is None:
-            return [self.table1_run(str(unit.norm), seed) for seed in seeds]
+            return [self.table1_run(unit, seed) for seed in seeds]
         bench = self.benchmark()
         results = []
         for seed in seeds:
