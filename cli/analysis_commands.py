@@ -87,7 +87,7 @@ def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, see
     """Learning check: full TAG against delta z zeroed and L(m) zeroed, AMI per iteration."""
     from tagdata.atomic import new_directory
     from tagmodels.device import resolve_device
-    from tagmodels.training.ablation import run_ablation
+    from tagmodels.experiments.ablation import run_ablation
     from tagmodels.training.precision import configure, describe
     from tagmodels.training.runs import write_json
 
@@ -119,7 +119,7 @@ def generalization(run_dir, data_paths, group_counts, iterations, limit, checkpo
     """AMI of a trained Tagger on other datasets and with other K (the paper's Section 3.2, Fig. 4)."""
     from tagdata.atomic import atomic_write
     from tagmodels.device import resolve_device
-    from tagmodels.tagger.generalization import generalization_table, render
+    from tagmodels.experiments.generalization import generalization_table, render
     from tagmodels.training.data import load_split
     from tagmodels.training.grouping import load_tagger
     from tagmodels.training.runs import RunDir, provenance, write_json
@@ -154,7 +154,7 @@ def generalization(run_dir, data_paths, group_counts, iterations, limit, checkpo
               help="write the tables as JSON here")
 def table1(evaluations, md_out, json_out):
     """Tables 1a and 1b from `evaluate --json` files of several runs (seeds): median, std, n."""
-    from tagmodels.tagger.table1 import aggregate, render
+    from tagmodels.experiments.table1 import aggregate, render
     from tagmodels.training.runs import write_json
 
     table = aggregate([Path(p) for p in evaluations])

@@ -87,14 +87,15 @@ def _register() -> None:
         analysis_commands,
         benchmark_commands,
         data_commands,
+        experiment_commands,
         gpu_commands,
         list_commands,
         model_commands,
         speed_commands,
     )
 
-    for module in (data_commands, model_commands, analysis_commands, speed_commands, gpu_commands, benchmark_commands,
-                   list_commands):
+    for module in (data_commands, model_commands, analysis_commands, experiment_commands, speed_commands, gpu_commands,
+                   benchmark_commands, list_commands):
         for command in module.COMMANDS:
             tagtool.add_command(command)
 

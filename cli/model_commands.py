@@ -21,7 +21,6 @@ from tagtool_cli.options import (
 from tagtool_cli.outputs import output_file
 
 from tagdata.errors import UserError
-from tagdata.provenance import portable_path
 from tagmodels.tagger.presets import PRESETS
 from tagmodels.tagger.tag_names import DELTA_Z_FORMS, LIKELIHOOD_VARIANCES, VARIANCE_MAPS, Z_INPUTS
 from tagmodels.training.resume_names import HELD_TRAINING_SETTINGS
@@ -219,86 +218,23 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, seed, checkpoint, device, json_out, quiet):
     """Per-iteration AMI, ARI and denoising cost (the paper's Table 1a)."""
-    import time
-
-    import tagdata
     from tagmodels.device import resolve_device
-    from tagmodels.metrics import PAPER_AMI_AVERAGE
-    from tagmodels.paper import SHAPES_TRAINING_HOURS, table_1a_beside
-    from tagmodels.tagger.evaluation import evaluate_grouping
-    from tagmodels.training.data import load_split, most_objects
-    from tagmodels.training.grouping import load_tagger
-    from tagmodels.training.loop import training_seconds
-    from tagmodels.training.progress import forward_progress
-    from tagmodels.training.runs import RunDir, last_epoch, provenance, write_json
+    from tagmodels.training.evaluate_run import evaluate_run
+    from tagmodels.training.runs import write_json
 
-    dev = resolve_device(device)
-    run = RunDir(run_dir)
-    loaded = load_tagger(run, dev, checkpoint)
-    model, config = loaded.model, loaded.config
-    training = config["training"]
-    data_path = existing_file(data_path or config["data"])
-    iterations = iterations or training["eval_iterations"]
-    groups = groups or training["groups"]
-    data = load_split(data_path, split, dev, limit)
-    data.check_inputs(model.config.n_inputs, data_path)
-    with tagdata.open_dataset(data_path) as file:
-        if cost_split not in file.splits:
-            cost_split = split
-    cost_data = data if cost_split == split else load_split(data_path, cost_split, dev, limit)
-    started = time.perf_counter()
-    # Two passes: clean input (AMI, ARI), corrupted input (the cost).
-    with forward_progress(model, len(data) + len(cost_data), "evaluating", enabled=not quiet):
-        rows = evaluate_grouping(
-            model, data.x, data.segmentation, groups, iterations, training["batch_size"], seed, cost_x=cost_data.x
-        )
-    seconds = time.perf_counter() - started
-    # The epoch the evaluated checkpoint holds, by its own history; the run's whole history is
-    # the last checkpoint's (metrics.jsonl may lag it), else metrics.jsonl.
-    epoch = last_epoch(loaded.history)
-    history = loaded.history if checkpoint == "last" else run.history()
-    click.echo(f"{run_dir} ({checkpoint} checkpoint, epoch {epoch})  AMI on {split} ({len(data)} examples), "
-               f"cost on {cost_split} ({len(cost_data)}), K={groups} groups")
+    evaluation = evaluate_run(run_dir, resolve_device(device), data_path, split, cost_split, iterations, groups, limit,
+                              seed, checkpoint, progress=not quiet)
+    result, rows = evaluation.record, evaluation.record["iterations"]
+    click.echo(f"{run_dir} ({checkpoint} checkpoint, epoch {result['checkpoint_epoch']})  AMI on {result['split']} "
+               f"({result['examples']} examples), cost on {result['denoising_cost_split']} "
+               f"({result['denoising_cost_examples']}), K={result['groups']} groups")
     click.echo(f"{'iteration':>9} {'AMI':>7} {'ARI':>7} {'cost':>8}")
     for row in rows:
         click.echo(f"{row['iteration']:>9} {row['ami']:7.3f} {row['ari']:7.3f} {row['denoising_cost']:8.4f}")
-    click.echo(f"AMI after {_iterations(iterations)}: {rows[-1]['ami']:.3f}")
-    note = None
-    if most_objects(data.segmentation) <= 1:
-        note = (f"every image of the {split} split has at most one scored object: AMI compares a grouping "
-                "with a single true group and means nothing here; the denoising cost does")
-        click.echo(f"Note: {note}", err=True)
+    click.echo(f"AMI after {_iterations(len(rows))}: {rows[-1]['ami']:.3f}")
+    if evaluation.note:
+        click.echo(f"Note: {evaluation.note}", err=True)
     if json_out:
-        result = {
-            "run": portable_path(run_dir),
-            "checkpoint": checkpoint,
-            "checkpoint_epoch": epoch,
-            "data": portable_path(data_path),
-            "split": split,
-            "examples": len(data),
-            "ami_average_method": PAPER_AMI_AVERAGE,
-            "denoising_cost_split": cost_split,
-            "denoising_cost_examples": len(cost_data),
-            "groups": groups,
-            **({"note": note} if note else {}),
-            "iterations": rows,
-            "wall_seconds": round(seconds, 3),
-            "training": {
-                "preset": config.get("preset"),
-                "seed": config["training"]["seed"],
-                "norm": model.config.norm,
-                "epochs": len(history),
-                "seconds": training_seconds(history),
-                **{key: config.get("provenance", {}).get(key) for key in ("device", "commit", "command")},
-            },
-            **provenance(dev, seed),
-        }
-        if data.kind == "shapes" and groups == 4:
-            result["paper_table_1a"] = {
-                "model": "Tagger*" if model.config.norm == "layer" else "Tagger",
-                "iterations": table_1a_beside(model.config.norm, rows),
-                "training_hours": SHAPES_TRAINING_HOURS,
-            }
         write_json(Path(json_out), result)
 
 

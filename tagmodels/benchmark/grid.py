@@ -36,7 +36,7 @@ from tagmodels import zoo
 from tagmodels.benchmark.label_budget import labelled_subset
 from tagmodels.benchmark.locks import exclusive
 from tagmodels.benchmark.permutation import permute_split, pixel_permutation
-from tagmodels.benchmark.settings import Choices, Scale
+from tagmodels.benchmark.settings import BUDGETS, DATASETS, METHODS, Choices, Scale
 from tagmodels.benchmark.table import read_result
 from tagmodels.benchmark.usage import peak_memory_mib, reset_peak_memory, samples_per_second
 from tagmodels.metrics import PAPER_AMI_AVERAGE
@@ -81,6 +81,19 @@ def grid(methods: Iterable[str], datasets: Iterable[str], labels: Iterable[str],
         for budget in labels
         for method in methods
     ]
+
+
+# The permuted-pixel columns of the grid (docs/benchmark.md, the Makefile's table2-cpu): the
+# ConvNet, whose prior is the image's layout, and the FC Tagger on TextureMNIST2, which has none.
+PERMUTED = (("convnet", DATASETS), ("tagger", ("texture-mnist2",)))
+
+
+def table2_cells(seeds: int) -> list[Cell]:
+    """Every cell of Table 2 and its permuted columns for seeds 0..N-1, seed-major."""
+    cells = grid(METHODS, DATASETS, BUDGETS, seeds, False)
+    for method, datasets in PERMUTED:
+        cells += grid([method], datasets, BUDGETS, seeds, True)
+    return sorted(cells, key=lambda cell: cell.seed)  # stable: the paper's order within a seed
 
 
 @dataclass

@@ -94,5 +94,6 @@ def extend_plan(out: Path, plan: Plan) -> Plan:
 
 
 def is_benchmark(directory: Path) -> bool:
-    """Whether ``directory`` is a benchmark directory (planned or run inline before plans)."""
-    return (directory / PLAN).exists() or (directory / META).exists()
+    """Whether ``directory`` is a benchmark directory: it holds benchmark.json, written before
+    any plan (a plan.json alone may be another command's, ``tagtool reproduce``'s)."""
+    return (directory / META).exists()

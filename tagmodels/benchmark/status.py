@@ -6,14 +6,15 @@ last error line its process recorded) or waiting (with the epoch it resumes at).
 a Tagger cell's unsupervised phase too. The time left is each cell's remaining epochs at the
 seconds per epoch measured so far: its own, else the mean of the cells of the same method and
 label budget, else unknown. For another folder (``make table1``'s, say), every training run
-below it with its epochs done of planned and the time left at its own speed.
+below it with its epochs done of planned and the time left at its own speed, and the cells of
+any benchmark directory inside it.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +142,16 @@ def run_rows(folder: Path) -> list[Row]:
 
 
 def status_rows(directory: Path) -> list[Row]:
-    """The rows of a benchmark directory or of any folder of runs."""
+    """The rows of a benchmark directory, or of any folder of runs; a benchmark directory
+    inside the folder (``tagtool reproduce``'s table2/) shows its cells, named below it."""
     directory = Path(directory)
-    return benchmark_rows(directory) if is_benchmark(directory) else run_rows(directory)
+    if is_benchmark(directory):
+        return benchmark_rows(directory)
+    nested = [sub for sub in sorted(directory.iterdir()) if sub.is_dir() and is_benchmark(sub)]
+    rows = [row for row in run_rows(directory) if not any(row.name.startswith(f"{sub.name}/") for sub in nested)]
+    for sub in nested:
+        rows += [replace(row, name=f"{sub.name}/{row.name}") for row in benchmark_rows(sub)]
+    return rows
 
 
 def _duration(seconds: float | None) -> str:
