@@ -184,7 +184,7 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
               help="write the table as JSON here")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, seed, checkpoint, device, json_out, quiet):
-    """Per-iteration AMI, ARI and denoising cost (the paper's Table 1a)."""
+    """Per-iteration AMI, ARI, FG-ARI, mSC and denoising cost (the paper's Table 1a)."""
     import time
 
     import tagdata
@@ -225,9 +225,10 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
     history = loaded.history if checkpoint == "last" else run.history()
     click.echo(f"{run_dir} ({checkpoint} checkpoint, epoch {epoch})  AMI on {split} ({len(data)} examples), "
                f"cost on {cost_split} ({len(cost_data)}), K={groups} groups")
-    click.echo(f"{'iteration':>9} {'AMI':>7} {'ARI':>7} {'cost':>8}")
+    click.echo(f"{'iteration':>9} {'AMI':>7} {'ARI':>7} {'FG-ARI':>7} {'mSC':>7} {'cost':>8}")
     for row in rows:
-        click.echo(f"{row['iteration']:>9} {row['ami']:7.3f} {row['ari']:7.3f} {row['denoising_cost']:8.4f}")
+        click.echo(f"{row['iteration']:>9} {row['ami']:7.3f} {row['ari']:7.3f} {row['fg_ari']:7.3f} {row['msc']:7.3f} "
+                   f"{row['denoising_cost']:8.4f}")
     click.echo(f"AMI after {_iterations(iterations)}: {rows[-1]['ami']:.3f}")
     note = None
     if most_objects(data.segmentation) <= 1:
