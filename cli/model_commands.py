@@ -283,11 +283,11 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
 @click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True, help=CHECKPOINT_HELP)
 @click.option("--device", default=None, help=DEVICE_HELP)
 def visualize(run_dir, data_path, png_out, split, count, iterations, groups, remove_group, seed, checkpoint, device):
-    """Draw each group's m and z per iteration (the paper's Figures 4 and 5)."""
+    """Draw the groups and their reconstructions per iteration (the paper's Figures 4 and 5)."""
     from tagdata.render import save_png
     from tagmodels.device import resolve_device
     from tagmodels.tagger.visualize import tagger_figure
-    from tagmodels.training.data import load_split
+    from tagmodels.training.data import load_split, object_pixels
     from tagmodels.training.grouping import load_tagger
     from tagmodels.training.runs import RunDir
 
@@ -301,7 +301,8 @@ def visualize(run_dir, data_path, png_out, split, count, iterations, groups, rem
     data_path = existing_file(data_path or config["data"])
     data = load_split(data_path, split, dev, limit=count)
     data.check_inputs(model.config.n_inputs, data_path)
-    figure = tagger_figure(model, data.images, groups, iterations, remove_group, seed)
+    objects = object_pixels(data_path, split, limit=count)
+    figure = tagger_figure(model, data.images, objects, groups, iterations, remove_group, seed)
     save_png(figure, png_out)
     click.echo(f"wrote {png_out}: {len(data)} examples x {_iterations(iterations)}, K={groups}")
 
