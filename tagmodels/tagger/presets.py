@@ -53,6 +53,11 @@ PRESETS: dict[str, Preset] = {
     "shapes-small": Preset(
         "shapes", (500, 250, 125), "layer", epochs=40, lr=2e-3, batch_size=32, valid_examples=500
     ),
+    # `make demo` (about 2 minutes of training on a 2-core CPU, fp32): narrower than
+    # shapes-small and fewer epochs on fewer images, with a higher lr for the fewer updates.
+    "demo": Preset(
+        "shapes", (300, 150, 75), "layer", epochs=14, lr=3e-3, batch_size=32, valid_examples=500
+    ),
     # Paper: TextureMNIST, 150 unsupervised epochs, lr 0.001, sigmoid on the combinator gate.
     "texture-paper": Preset(
         "texture-mnist", (3000, 2000, 1000), "batch", epochs=150, lr=1e-3,
