@@ -217,7 +217,7 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
               help="write the table as JSON here")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, seed, checkpoint, device, json_out, quiet):
-    """Per-iteration AMI, ARI and denoising cost (the paper's Table 1a)."""
+    """Per-iteration AMI, ARI, FG-ARI, mSC and denoising cost (the paper's Table 1a)."""
     from tagmodels.device import resolve_device
     from tagmodels.training.evaluate_run import evaluate_run
     from tagmodels.training.runs import write_json
@@ -228,9 +228,10 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
     click.echo(f"{run_dir} ({checkpoint} checkpoint, epoch {result['checkpoint_epoch']})  AMI on {result['split']} "
                f"({result['examples']} examples), cost on {result['denoising_cost_split']} "
                f"({result['denoising_cost_examples']}), K={result['groups']} groups")
-    click.echo(f"{'iteration':>9} {'AMI':>7} {'ARI':>7} {'cost':>8}")
+    click.echo(f"{'iteration':>9} {'AMI':>7} {'ARI':>7} {'FG-ARI':>7} {'mSC':>7} {'cost':>8}")
     for row in rows:
-        click.echo(f"{row['iteration']:>9} {row['ami']:7.3f} {row['ari']:7.3f} {row['denoising_cost']:8.4f}")
+        click.echo(f"{row['iteration']:>9} {row['ami']:7.3f} {row['ari']:7.3f} {row['fg_ari']:7.3f} {row['msc']:7.3f} "
+                   f"{row['denoising_cost']:8.4f}")
     click.echo(f"AMI after {_iterations(len(rows))}: {rows[-1]['ami']:.3f}")
     if evaluation.note:
         click.echo(f"Note: {evaluation.note}", err=True)
@@ -252,11 +253,11 @@ def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, s
 @click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True, help=CHECKPOINT_HELP)
 @click.option("--device", default=None, help=DEVICE_HELP)
 def visualize(run_dir, data_path, png_out, split, count, iterations, groups, remove_group, seed, checkpoint, device):
-    """Draw each group's m and z per iteration (the paper's Figures 4 and 5)."""
+    """Draw the groups and their reconstructions per iteration (the paper's Figures 4 and 5)."""
     from tagdata.render import save_png
     from tagmodels.device import resolve_device
     from tagmodels.tagger.visualize import tagger_figure
-    from tagmodels.training.data import load_split
+    from tagmodels.training.data import load_split, object_pixels
     from tagmodels.training.grouping import load_tagger
     from tagmodels.training.runs import RunDir
 
@@ -270,7 +271,8 @@ def visualize(run_dir, data_path, png_out, split, count, iterations, groups, rem
     data_path = existing_file(data_path or config["data"])
     data = load_split(data_path, split, dev, limit=count)
     data.check_inputs(model.config.n_inputs, data_path)
-    figure = tagger_figure(model, data.images, groups, iterations, remove_group, seed)
+    objects = object_pixels(data_path, split, limit=count)
+    figure = tagger_figure(model, data.images, objects, groups, iterations, remove_group, seed)
     save_png(figure, png_out)
     click.echo(f"wrote {png_out}: {len(data)} examples x {_iterations(iterations)}, K={groups}")
 

@@ -42,12 +42,27 @@ def colour_labels(labels: np.ndarray, unscored: int = 255) -> np.ndarray:
     return out
 
 
-def colour_soft(weights: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3) blend of the palette weighted by soft assignments (K, H, W), e.g. a
-    model's group masks or the ground-truth masks."""
+def colour_soft(weights: np.ndarray, colours: np.ndarray | None = None) -> np.ndarray:
+    """uint8 (H, W, 3) blend of ``colours`` (K, 3; default the palette's first K) weighted by
+    soft assignments (K, H, W), e.g. a model's group masks or the ground-truth masks."""
     weights = np.asarray(weights, dtype=np.float64)
-    mixed = np.tensordot(weights, palette(len(weights)).astype(np.float64), axes=(0, 0))
+    colours = palette(len(weights)) if colours is None else colours
+    mixed = np.tensordot(weights, np.asarray(colours, dtype=np.float64), axes=(0, 0))
     return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+
+
+def dim_outside(image: np.ndarray, keep: np.ndarray, strength: float = 0.8,
+                towards: tuple[int, int, int] = (200, 200, 200)) -> np.ndarray:
+    """uint8 (H, W, 3) ``image`` with the pixels outside ``keep`` (H, W bool) faded towards a
+    light grey, so that the eye goes to the kept ones while the rest stays faintly legible."""
+    faded = (1 - strength) * image.astype(np.float64) + strength * np.asarray(towards, dtype=np.float64)
+    return np.where(np.asarray(keep)[:, :, None], image, np.round(faded).astype(np.uint8))
+
+
+def tint(intensity: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3): an intensity image in [0, 1] (H, W) drawn in ``colour`` on black."""
+    shade = np.clip(np.asarray(intensity, dtype=np.float64), 0, 1)[:, :, None]
+    return np.round(shade * np.asarray(colour, dtype=np.float64)).astype(np.uint8)
 
 
 def grey_to_rgb(image: np.ndarray) -> np.ndarray:

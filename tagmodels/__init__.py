@@ -7,8 +7,8 @@ The public API, what a notebook needs (see docs/api.md):
   :func:`create` (``"tagger"``, ``"fc-mlp"``, ``"fc-ladder"``, ``"convnet"``);
 - trained runs: :func:`load_run` gives a run's model (eval mode), config and history;
 - grouping per iteration: :func:`evaluate_grouping` (the layout of Table 1a);
-- metrics: :mod:`tagmodels.metrics` (``ami``, ``ari``, ``grouping_scores``, ``top1_error``,
-  ``top2_error``), plain arrays in, arrays out;
+- metrics: :mod:`tagmodels.metrics` (``ami``, ``ari``, ``fg_ari``, ``msc``, ``grouping_scores``,
+  ``top1_error``, ``top2_error``), plain arrays in, arrays out;
 - :data:`PRESETS` (the paper's hyper-parameters and CPU-sized ones) and :mod:`tagmodels.paper`
   (the paper's own figures).
 

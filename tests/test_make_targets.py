@@ -37,3 +37,15 @@ def test_table1_target_trains_both_norms_then_tabulates_and_resumes_instead_of_r
     assert (out / "table1.md").exists()
     for norm in ("batch", "layer"):  # resumed, not trained again
         assert len((out / f"shapes-paper-{norm}" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_demo_target_trains_the_demo_preset_draws_and_scores(tmp_path):
+    out = tmp_path / "demo"
+    result = make("demo", f"DEMO={out}", "DEMO_DATA=--train 60 --valid 20 --test 30 --single 0",
+                  "DEMO_OPTIONS=--epochs 1 --threads 1 --quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((out / "run" / "config.json").read_text())["preset"] == "demo"
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert [row["iteration"] for row in evaluation["iterations"]] == [1, 2, 3, 4, 5]
+    assert {"ami", "ari", "fg_ari", "msc"} <= set(evaluation["iterations"][-1])
+    assert (out / "tagger.png").stat().st_size > 0

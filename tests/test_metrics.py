@@ -11,7 +11,9 @@ from tagmodels import metrics
 from tagmodels.metrics import (
     ami,
     ari,
+    fg_ari,
     grouping_scores,
+    msc,
     mixture_targets,
     top1_error,
     top2_error,
@@ -194,9 +196,67 @@ def test_grouping_scores_flattening_and_ignore_value() -> None:
     expected = sklearn_scores(seg, pred, seg != 255, "max")
     for groups in (m, m.reshape(batch, k, h * w), torch.from_numpy(m)):
         got = grouping_scores(seg, groups)
-        assert set(got) == {"ami", "ari"}
-        for name in got:
+        assert set(got) == {"ami", "ari", "fg_ari", "msc"}
+        for name in ("ami", "ari"):
             np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=TOL)
+        np.testing.assert_array_equal(got["fg_ari"], fg_ari(seg, pred, seg != 255))
+        np.testing.assert_array_equal(got["msc"], msc(seg, pred, seg != 255))
+
+
+def test_fg_ari_is_sklearns_ari_over_the_scored_foreground() -> None:
+    """Random batches, background label 0 (and, for another data's convention, 2) left out."""
+    rng = np.random.default_rng(11)
+    true, pred, scored = random_batch(rng, 200, 60)
+    for background in (0, 2):
+        expected = []
+        for t, p, s in zip(true, pred, scored):
+            keep = s & (t != background)
+            expected.append(adjusted_rand_score(t[keep], p[keep]) if keep.any() else np.nan)
+        got = fg_ari(true, pred, scored, background=background)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOL)
+    assert np.isnan(expected).any() and not np.isnan(expected).all()  # the batch covers empty foregrounds
+
+
+def test_fg_ari_ignores_how_the_background_is_grouped() -> None:
+    """Objects split perfectly, background merged with an object: ARI suffers, FG-ARI does not."""
+    true = np.array([[0, 0, 0, 0, 1, 1, 2, 2]])
+    pred = np.array([[1, 1, 1, 1, 1, 1, 2, 2]])
+    scored = np.ones_like(true, dtype=bool)
+    assert fg_ari(true, pred, scored)[0] == 1.0
+    assert ari(true, pred, scored)[0] < 0.5
+    assert np.isnan(fg_ari(np.zeros((1, 4), np.int64), np.zeros((1, 4), np.int64), np.ones((1, 4), bool))[0])
+
+
+def test_msc_by_hand() -> None:
+    """Two objects of 4 and 2 pixels beside 2 background pixels (label 0), one unscored pixel (255).
+
+    Prediction: object 1 split 3 + 1, with its lone pixel grouped with object 2; so object 1's
+    best IoU is 3/4 (the group of 3) and object 2's is 2/3 (group of 3 holding it): mSC (3/4 + 2/3) / 2.
+    With the background a segment too (background=None): background wholly its own group, IoU 1."""
+    true = np.array([[1, 1, 1, 1, 2, 2, 0, 0, 255]])
+    pred = np.array([[5, 5, 5, 7, 7, 7, 3, 3, 7]])
+    scored = true != 255
+    assert msc(true, pred, scored)[0] == pytest.approx((3 / 4 + 2 / 3) / 2)
+    assert msc(true, pred, scored, background=None)[0] == pytest.approx((3 / 4 + 2 / 3 + 1) / 3)
+    perfect = msc(true, true, scored)[0]
+    assert perfect == 1.0
+    assert np.isnan(msc(true, pred, np.zeros_like(scored))[0])
+
+
+def test_msc_is_the_unweighted_mean_of_best_ious_per_example() -> None:
+    """A loop over examples and segments (the definition) against the vectorised one."""
+    rng = np.random.default_rng(12)
+    true, pred, scored = random_batch(rng, 120, 50)
+    got = msc(true, pred, scored)
+    for t, p, s, value in zip(true, pred, scored, got):
+        keep = s & (t != 0)
+        if not keep.any():
+            assert np.isnan(value)
+            continue
+        best = [max(np.sum((t[keep] == g) & (p[keep] == q)) / np.sum((t[keep] == g) | (p[keep] == q))
+                    for q in np.unique(p[keep])) for g in np.unique(t[keep])]
+        assert value == pytest.approx(np.mean(best), abs=TOL)
 
 
 def test_grouping_scores_perfect_only_with_row_major_pixels() -> None:

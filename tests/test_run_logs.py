@@ -271,3 +271,57 @@ def test_plot_draws_the_learning_curves(two_epochs, tmp_path):
         result = run("plot", two_epochs, "--out", *args)
         assert result.exit_code == 1 and message in result.output
     assert not (tmp_path / "x.jpg").exists() and not (tmp_path / "new").exists()
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_estimates_the_run_then_prints_a_line_a_minute_in_a_log():
+    """10 steps of 32 examples (320 per epoch), 3 epochs; 0.1 s per step after a 5 s first step."""
+    clock, lines = Clock(), []
+    report = progress.TrainingProgress(epochs=3, first=0, clock=clock, write=lines.append)
+    batches = [torch.arange(32)] * 10
+    assert report.batches(batches, epoch=0).disable  # not a terminal: no bar, plain lines
+    clock.now = 5.0
+    report.step(1, torch.tensor(1.0))  # the first step warms up: not timed
+    for step in range(2, 10):
+        clock.now += 0.1
+        report.step(step, torch.tensor(1.0))
+    assert lines == []  # under ESTIMATE_SECONDS timed, and not the epoch's last step
+    clock.now += 0.1
+    report.step(10, torch.tensor(1.0))
+    assert lines == ["about 3 s of training for 3 epochs at 320 samples/s"]  # 9 steps x 32 in 0.9 s
+
+    report.batches(batches, epoch=1)
+    clock.now += 59.0
+    report.step(1, torch.tensor(1.0))
+    assert len(lines) == 1  # less than a minute into the epoch
+    clock.now += 1.0  # 60 s into epoch 2 (of 3), after 2 of its 10 steps: 64 examples
+    report.step(2, torch.tensor(1.0))
+    # 1.2 epochs in 65.9 s: 1.8 left take 99 s
+    assert lines[1] == "epoch 2/3: 64/320 examples, 1 samples/s, 4:00 left in the epoch, ETA 1:39"
+    clock.now += 30.0
+    report.step(3, torch.tensor(1.0))
+    assert len(lines) == 2  # the next line a minute after this one
+
+
+def test_progress_prints_nothing_when_quiet():
+    clock, lines = Clock(), []
+    report = progress.TrainingProgress(epochs=1, first=0, enabled=False, clock=clock, write=lines.append)
+    report.batches([torch.arange(4)] * 3, epoch=0)
+    for step in (1, 2, 3):
+        clock.now += 100.0
+        report.step(step, torch.tensor(1.0))
+    report.epoch_done({"epoch": 1, "cost": 1.0, "seconds": 300.0})
+    assert lines == []
+
+
+def test_rough_durations():
+    assert [progress.rough_duration(s) for s in (40.4, 89, 720, 5399, 11520)] == ["40 s", "89 s", "12 min", "90 min", "3.2 h"]

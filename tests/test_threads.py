@@ -16,8 +16,46 @@ def _restore_threads():
     torch.set_num_threads(before)
 
 
+STAT = """cpu  {busy} 0 0 {idle} 0 0 0 0 0 0
+cpu0 1 2 3 4 5 6 7 8 0 0
+intr 12345
+"""
+
+
+def stat(busy: int, idle: int) -> str:
+    """Hand-written /proc/stat text whose aggregate line has ``busy`` user and ``idle`` idle jiffies."""
+    return STAT.format(busy=busy, idle=idle)
+
+
+def test_cpu_ticks_parse_the_aggregate_line():
+    text = "cpu  100 5 20 700 30 1 2 3 40 0\ncpu0 50 0 10 350 15 0 1 1 0 0\n"
+    assert threads.cpu_ticks(text) == (100 + 5 + 20 + 1 + 2 + 3, 700 + 30)  # guest is inside user already
+    with pytest.raises(ValueError, match="aggregate cpu line"):
+        threads.cpu_ticks("intr 1 2 3\n")
+
+
+@pytest.mark.parametrize("busy, idle, cpus, expected", [(100, 100, 2, 1.0), (0, 200, 2, 0.0), (150, 50, 4, 3.0),
+                                                        (0, 0, 2, 0.0)])
+def test_busy_cores_between_two_snapshots(busy, idle, cpus, expected):
+    assert threads.busy_cores(stat(1000, 5000), stat(1000 + busy, 5000 + idle), cpus) == pytest.approx(expected)
+
+
+def test_automatic_threads_follow_proc_stat_now(monkeypatch):
+    """One core busy over the sample on 2 cores leaves 1, whatever the (lagging) load average says."""
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    for others, expected in ((95, 1), (10, 2), (200, 1)):
+        snapshots = iter([stat(1000, 5000), stat(1000 + others, 5000 + 200 - others)])
+        monkeypatch.setattr(threads, "_read_stat", lambda: next(snapshots))
+        assert threads.resolve_threads("auto") == expected
+
+
 def test_explicit_and_automatic_thread_counts(monkeypatch):
+    """--threads N overrides; without /proc/stat (macOS) the load average decides."""
     assert threads.resolve_threads("3") == 3
+    monkeypatch.setattr(threads, "_read_stat", lambda: None)
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
     monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.2, 0.0, 0.0))
     assert threads.resolve_threads("auto") == 1

@@ -51,11 +51,7 @@ class SplitTensors:
 
 def load_split(path: str, split: str, device: torch.device | str = "cpu", limit: int | None = None) -> SplitTensors:
     """Read ``split`` of the HDF5 file at ``path`` (optionally its first ``limit`` examples)."""
-    with tagdata.open_dataset(path) as data:
-        if split not in data.splits:
-            raise UserError(f"{path} has no split {split!r}; it has {', '.join(data.splits)}")
-        arrays = data[split].read(0, limit)
-        kind = data.kind
+    arrays, kind = _read_split(path, split, limit)
     bad = ~np.isfinite(arrays["images"])
     if bad.any():
         first = int(np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))[0])
@@ -69,6 +65,19 @@ def load_split(path: str, split: str, device: torch.device | str = "cpu", limit:
         segmentation=torch.from_numpy(arrays["segmentation"]).flatten(1).to(device),
         labels=torch.from_numpy(arrays["labels"]).to(device),
     )
+
+
+def object_pixels(path: str, split: str, limit: int | None = None) -> np.ndarray:
+    """bool (n, H, W): the pixels the background (mask layer 0, docs/datasets.md) owns less than half of."""
+    return _read_split(path, split, limit)[0]["masks"][:, 0] < 0.5
+
+
+def _read_split(path: str, split: str, limit: int | None) -> tuple[dict[str, np.ndarray], str]:
+    """The arrays of ``split``'s first ``limit`` examples and the data kind; a missing split is one line."""
+    with tagdata.open_dataset(path) as data:
+        if split not in data.splits:
+            raise UserError(f"{path} has no split {split!r}; it has {', '.join(data.splits)}")
+        return data[split].read(0, limit), data.kind
 
 
 def data_identity(path: str) -> dict[str, object]:

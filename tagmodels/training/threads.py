@@ -8,7 +8,8 @@ at 2x but costs 17 % on an idle machine). So the threads adapt instead: at the s
 takes the cores the load average leaves free, and every few seconds it measures how much
 CPU other processes used (all CPU time minus its own, from /proc) and takes the cores they
 leave. One thread never waits on another, so a busy machine costs about 2x, and an idle
-one keeps its spinning threads.
+one keeps its spinning threads. The start samples /proc/stat over a quarter of a second
+rather than reading the load average, which lags what the machine does now by a minute.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from tagdata.errors import UserError
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+SAMPLE_SECONDS = 0.25  # how long the start watches /proc/stat
 
 
 def usable_cores() -> int:
@@ -29,14 +31,57 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def free_cores() -> int:
-    """Cores not busy with other work: the usable cores minus the 1-minute load average, at least 1."""
-    cores = usable_cores()
+def cpu_ticks(stat: str) -> tuple[int, int]:
+    """(busy, idle) jiffies of the aggregate ``cpu`` line of /proc/stat's text; iowait counts as idle."""
+    fields = stat.split("\n", 1)[0].split()
+    if not fields or fields[0] != "cpu" or len(fields) < 5:
+        raise ValueError(f"not a /proc/stat aggregate cpu line: {stat[:60]!r}")
+    ticks = [int(value) for value in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    idle = ticks[3] + ticks[4]
+    return sum(ticks) - idle, idle
+
+
+def busy_cores(before: str, after: str, cpus: int) -> float:
+    """Cores busy between two /proc/stat snapshots: the busy share of all jiffies times ``cpus``."""
+    busy_before, idle_before = cpu_ticks(before)
+    busy_after, idle_after = cpu_ticks(after)
+    busy, idle = busy_after - busy_before, idle_after - idle_before
+    return cpus * busy / (busy + idle) if busy + idle > 0 else 0.0
+
+
+def _read_stat() -> str | None:
+    """/proc/stat's text, or None where there is none (macOS)."""
     try:
-        busy = round(os.getloadavg()[0])
+        return Path("/proc/stat").read_text()
     except OSError:
-        busy = 0
-    return max(1, min(cores, cores - busy))
+        return None
+
+
+def _busy_now(seconds: float) -> float | None:
+    """Cores busy over the next ``seconds``, from two /proc/stat snapshots; None without /proc."""
+    before = _read_stat()
+    if before is None:
+        return None
+    time.sleep(seconds)
+    after = _read_stat()
+    return None if after is None else busy_cores(before, after, os.cpu_count() or 1)
+
+
+def _busy_lately() -> float:
+    """Cores busy by the 1-minute load average, for machines without /proc/stat."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0
+
+
+def free_cores(sample_seconds: float = SAMPLE_SECONDS) -> int:
+    """Cores not busy with other work now, at least 1: the usable cores minus those busy over
+    ``sample_seconds`` (/proc/stat), or minus the load average where there is no /proc/stat."""
+    cores = usable_cores()
+    busy = _busy_now(sample_seconds)
+    busy = _busy_lately() if busy is None else busy
+    return max(1, min(cores, cores - round(busy)))
 
 
 def resolve_threads(threads: int | str | None) -> int:
@@ -54,14 +99,12 @@ def resolve_threads(threads: int | str | None) -> int:
 
 def _busy_ticks() -> tuple[int, int] | None:
     """(CPU ticks all processes spent busy, ticks this process spent), or None without /proc."""
+    stat = _read_stat()
     try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
         own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    ticks = [int(value) for value in fields]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
-    return sum(ticks[:8]) - idle, int(own[11]) + int(own[12])  # utime + stime
+    return None if stat is None else cpu_ticks(stat)[0], int(own[11]) + int(own[12])  # utime + stime
 
 
 class CoreShare:
