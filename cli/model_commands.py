@@ -120,8 +120,9 @@ def _left_behind(out_dir: str) -> str:
 def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, initial_variance, delta_z_form,
           z_input, variance_map, likelihood_variance, m_floor, norm_epsilon, tag_norm, seed, device, precision,
           compile_model, seeds, sweep_lr, threads, resume, overwrite, quiet):
-    """Train a model, or a population of them; writes config.json, metrics and a checkpoint
-    per epoch to --out (to a directory per member in --out for a population)."""
+    """Train a model; writes config.json, metrics and a checkpoint per epoch to --out.
+
+    With --seeds or --sweep-lr, a population: a run directory per member in --out."""
     from contextlib import ExitStack
 
     from tagmodels.device import resolve_device
@@ -182,20 +183,20 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
             click.echo(describe(dev, configs[0]["training"]["precision"], configs[0]["training"]["compile"])
                        + (f"; a population of {len(runs)}" if len(runs) > 1 else ""))
         trained = train_taggers(runs, configs, dev, resume=resume, progress=not quiet, adapt_threads=threads == "auto")
-    for run, (_, outcome) in zip(runs, trained):
-        if outcome.history and outcome.diverged is None:
-            last = outcome.history[-1]
-            click.echo(
-                f"trained {last['epoch']} epochs: cost {last['cost']:.4f}, "
-                f"valid cost {last['valid_cost']:.4f}, valid AMI {last['valid_ami']:.3f} -> {run.path}"
-            )
-    diverged = [(run, outcome.diverged) for run, (_, outcome) in zip(runs, trained) if outcome.diverged is not None]
-    if len(runs) == 1 and diverged:
-        raise diverged[0][1]
-    for run, error in diverged:
-        click.echo(f"Error: {run.path}: {error}", err=True)
-    if diverged:
-        raise SystemExit(1)
+        for run, (_, outcome) in zip(runs, trained):
+            if outcome.history and outcome.diverged is None:
+                last = outcome.history[-1]
+                click.echo(
+                    f"trained {last['epoch']} epochs: cost {last['cost']:.4f}, "
+                    f"valid cost {last['valid_cost']:.4f}, valid AMI {last['valid_ami']:.3f} -> {run.path}"
+                )
+        # Raised inside the block: a member that diverged before its first checkpoint leaves nothing.
+        diverged = [(run, outcome.diverged) for run, (_, outcome) in zip(runs, trained) if outcome.diverged]
+        if len(runs) == 1 and diverged:
+            raise diverged[0][1]
+        if diverged:
+            raise UserError(f"{len(diverged)} of {len(runs)} members diverged: "
+                            + "; ".join(f"{run.path.name}: {error}" for run, error in diverged))
 
 
 @click.command()

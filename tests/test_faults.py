@@ -123,13 +123,13 @@ def test_a_full_disk_during_training_keeps_the_last_checkpoint(shapes_file, tmp_
     out = tmp_path / "run"
     assert run("train", "--data", shapes_file, "--out", out, "--epochs", "1", "--batch-size", "32", "--quiet").exit_code == 0
     before = {name: (out / name).read_bytes() for name in ("checkpoint.pt", "best.pt", "metrics.jsonl")}
-    real_resume = grouping.fit
+    real_resume = grouping.fit_population
 
     def fit_on_full_disk(*args, **kwargs):  # config.json is recorded first; the disk fills afterwards
         full_disk(monkeypatch)
         return real_resume(*args, **kwargs)
 
-    monkeypatch.setattr(grouping, "fit", fit_on_full_disk)
+    monkeypatch.setattr(grouping, "fit_population", fit_on_full_disk)
     result = run("train", "--out", out, "--resume", "--epochs", "2", "--quiet")
     assert_ends_in_error_line(result, "No space left on device")
     assert {name: (out / name).read_bytes() for name in before} == before

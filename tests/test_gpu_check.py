@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from tagtool_cli.main import tagtool
 
-from tagmodels.gpu.steps import CASES
+from tagmodels.gpu.steps import CASES, POPULATIONS
 from tagmodels.training.host_sync import Violation
 
 TINY = ("--device", "cpu", "--images", "20", "--speed-preset", "shapes-small", "--speed-compile", "off",
@@ -30,7 +30,7 @@ def test_gpu_check_on_cpu_passes_every_step_and_writes_json(tmp_path):
     reads = steps["fit reads the device once per epoch"]
     assert reads["host_reads_2_steps"] == reads["host_reads_12_steps"] > 0  # validation reads it, once an epoch
     violations = steps["training steps never wait for the device"]["violations"]
-    assert len(violations) == len(CASES) and not any(violations.values())
+    assert len(violations) == len(CASES) * len(POPULATIONS) and not any(violations.values())
     assert sorted(p.name for p in (tmp_path / "check").glob("*.json")) == [
         "evaluate.json", "gpu-check.json", "speed-shapes-small.json"]
     assert len(json.loads((tmp_path / "check" / "evaluate.json").read_text())["iterations"]) == 5

@@ -47,7 +47,7 @@ from tagmodels.experiments.reproduce_plan import (
 from tagmodels.experiments.reproduce_report import write_report
 from tagmodels.experiments.speed_probe import probe_speeds
 from tagmodels.training.evaluate_run import evaluate_run
-from tagmodels.training.grouping import new_run_config, train_tagger
+from tagmodels.training.grouping import new_run_config, train_taggers
 from tagmodels.training.runs import RunDir, read_json, write_json
 
 PLAN = "plan.json"
@@ -105,27 +105,38 @@ class Reproduction:
             tagdata.make_dataset(spec, path)
         return path
 
-    def table1_run(self, unit: Unit, seed: int) -> dict[str, Any]:
-        """Train (or resume) one Table 1 run and write its Table 1a record."""
-        name = unit.run_name(seed)
-        run = RunDir(self.run_dir(unit, seed))
-        if run.config_path.exists():
-            config = run.config()
-        else:
-            overrides = {"norm": unit.norm, **self.scale.table1_overrides}
-            config = new_run_config(TABLE1_PRESET, str(self.shapes_path()), seed, self.device, self.precision,
-                                    **overrides)
-            run.path.parent.mkdir(parents=True, exist_ok=True)
-            run.create(config)
+    def table1_runs(self, unit: Unit, seeds: list[int]) -> list[dict[str, Any]]:
+        """Train (or resume) a Table 1 unit's seeds as one population, then write each run's
+        Table 1a record. A seed that diverged is reported and left without a record."""
+        runs, configs = [], []
+        for seed in seeds:
+            run = RunDir(self.run_dir(unit, seed))
+            if run.config_path.exists():
+                config = run.config()
+            else:
+                overrides = {"norm": unit.norm, **self.scale.table1_overrides}
+                config = new_run_config(TABLE1_PRESET, str(self.shapes_path()), seed, self.device, self.precision,
+                                        **overrides)
+                run.path.parent.mkdir(parents=True, exist_ok=True)
+                run.create(config)
+            runs.append(run)
+            configs.append(config)
         try:
-            train_tagger(run, config, self.device, resume=True, progress=self.progress,
-                         adapt_threads=self.threads in (None, "auto"))
+            trained = train_taggers(runs, configs, self.device, resume=True, progress=self.progress,
+                                    adapt_threads=self.threads in (None, "auto"))
         finally:
-            run.release()
-        record = evaluate_run(str(run.path), self.device, iterations=EVAL_ITERATIONS).record
-        self.evaluation_path(name).parent.mkdir(parents=True, exist_ok=True)
-        write_json(self.evaluation_path(name), record)
-        return record
+            for run in runs:
+                run.release()
+        records = []
+        for seed, run, (_, outcome) in zip(seeds, runs, trained):
+            if outcome.diverged is not None:
+                self.log(f"{unit.run_name(seed)}: {outcome.diverged}")
+                continue
+            record = evaluate_run(str(run.path), self.device, iterations=EVAL_ITERATIONS).record
+            self.evaluation_path(unit.run_name(seed)).parent.mkdir(parents=True, exist_ok=True)
+            write_json(self.evaluation_path(unit.run_name(seed)), record)
+            records.append(record)
+        return records
 
     # ------------------------------------------------------------------ the seam
 
@@ -137,10 +148,11 @@ class Reproduction:
         return self._bench
 
     def train_seeds(self, unit: Unit, seeds: list[int]) -> list[dict[str, Any]]:
-        """Every seed of one configuration: the unit a population of models will train as one
-        batched computation. For now, one single-run training after another."""
+        """Every seed of one configuration. Table 1's seeds train as one population; Table 2's
+        cells still run one seed after another through the grid (its cells are the unit of
+        its executors and locks)."""
         if unit.cell is None:
-            return [self.table1_run(unit, seed) for seed in seeds]
+            return self.table1_runs(unit, seeds)
         bench = self.benchmark()
         results = []
         for seed in seeds:

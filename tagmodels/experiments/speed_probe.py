@@ -1,6 +1,6 @@
 """The speed probe of ``tagtool reproduce``: a few seconds of training steps of every model
 kind the plan trains, on the device and in the precision the runs will use, as samples per
-second (the training loop's own step: tagmodels.training.loop.train_step, timed by
+second (the training loop's own step: tagmodels.training.step.train_step, timed by
 tagmodels.speed.timing). The plan's estimates divide each run's work by these."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from tagmodels.tagger.model import Tagger
 from tagmodels.tagger.presets import Preset, get_preset
 from tagmodels.training.data import SplitTensors
 from tagmodels.training.grouping import tagger_config
-from tagmodels.training.loop import adam, train_step
+from tagmodels.training.loop import adam
+from tagmodels.training.step import train_step
 from tagmodels.training.precision import autocast
 
 SHAPES_INPUTS, TEXTURE_SIDE = 400, 28  # 20x20 Shapes, 28x28 TextureMNIST
@@ -28,7 +29,7 @@ def _rate(model: torch.nn.Module, cost: Callable[[], torch.Tensor], rows: int, l
           precision: str, seconds: float) -> float:
     """Examples of an epoch per second over ``seconds`` of steps (``rows`` examples a step)."""
     optimizer, cast = adam(model, lr), autocast(precision, device)
-    return rows / seconds_per_call(lambda: train_step(optimizer, cast, cost), device, min_seconds=seconds)
+    return rows / seconds_per_call(lambda: train_step([optimizer], cast, cost), device, min_seconds=seconds)
 
 
 def _tagger(preset: Preset, n_inputs: int, kind: str, device: torch.device) -> Tagger:
