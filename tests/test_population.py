@@ -73,7 +73,7 @@ def assert_same_run(got: dict[str, torch.Tensor], expected: dict[str, torch.Tens
 def test_a_population_of_three_equals_three_separate_runs(name, tmp_path):
     population = [member(case(name), seed, tmp_path / "population", epochs=2, lr=lr)
                   for seed, lr in zip(SEEDS, (1e-3, 2e-3, 1e-3))]  # a learning rate of its own, too
-    trained = fit_population(population, n_train(population[0]), progress=False)
+    trained = fit_population(population, n_train(population[0]), progress=False, batched=True)
     for one, outcome, lr in zip(population, trained, (1e-3, 2e-3, 1e-3)):
         alone = member(case(name), one.schedule.seed, tmp_path / "alone", epochs=2, lr=lr)
         history = fit(alone.objective, n_train(alone), alone.schedule, alone.run, progress=False)
@@ -87,6 +87,17 @@ def test_a_population_of_three_equals_three_separate_runs(name, tmp_path):
     assert any(not torch.allclose(first[key].float(), second[key].float()) for key in first)
 
 
+@pytest.mark.parametrize("name", ["tagger-continuous-batch", "fc-ladder-1000-labels"])
+def test_member_by_member_the_cpu_default_equals_separate_runs_bit_for_bit(name, tmp_path):
+    population = [member(case(name), seed, tmp_path / "population", epochs=2) for seed in SEEDS]
+    fit_population(population, n_train(population[0]), progress=False)  # batched_on(cpu) is False
+    for one in population:
+        alone = member(case(name), one.schedule.seed, tmp_path / "alone", epochs=2)
+        fit(alone.objective, n_train(alone), alone.schedule, alone.run, progress=False)
+        expected, got = state(alone), state(one)
+        assert all(torch.equal(got[key], expected[key]) for key in expected), (name, one.schedule.seed)
+
+
 class Killed(Exception):
     """A kill arriving at a chosen moment."""
 
@@ -96,7 +107,7 @@ def killed_run(folder: Path, kind: StepCase, when: Callable[[list[Member]], Any]
     members = [member(kind, seed, folder, epochs=3) for seed in SEEDS]
     with pytest.raises(Killed):
         with when(members):
-            fit_population(members, EXAMPLES, progress=False)
+            fit_population(members, EXAMPLES, progress=False, batched=True)
     return [member(kind, seed, folder, epochs=3) for seed in SEEDS]  # as a new process builds them
 
 
@@ -142,10 +153,10 @@ def between_two_saves_of_epoch_two(members: list[Member]) -> Iterator[None]:
 def test_a_killed_population_resumes_to_the_uninterrupted_parameters(kill, saved, exact, tmp_path):
     kind = case("tagger-continuous-batch")
     uninterrupted = [member(kind, seed, tmp_path / "whole", epochs=3) for seed in SEEDS]
-    fit_population(uninterrupted, EXAMPLES, progress=False)
+    fit_population(uninterrupted, EXAMPLES, progress=False, batched=True)
     resumed = killed_run(tmp_path / "killed", kind, kill)
     assert saved_epochs(resumed) == saved
-    outcomes = fit_population(resumed, EXAMPLES, resume=True, progress=False)
+    outcomes = fit_population(resumed, EXAMPLES, resume=True, progress=False, batched=True)
     for one, whole, outcome in zip(resumed, uninterrupted, outcomes):
         assert [row["epoch"] for row in outcome.history] == [1, 2, 3]
         expected, got = state(whole), state(one)
@@ -168,7 +179,7 @@ def test_a_diverging_member_stops_alone_and_the_others_train_as_if_it_were_not_t
             return figures
 
     bad.__class__ = Poisoned
-    outcomes = fit_population(population, EXAMPLES, progress=False)
+    outcomes = fit_population(population, EXAMPLES, progress=False, batched=True)
     assert [outcome.diverged is None for outcome in outcomes] == [True, False, True]
     assert "the cost became nan at epoch 2" in str(outcomes[1].diverged)
     assert [len(outcome.history) for outcome in outcomes] == [3, 1, 3]

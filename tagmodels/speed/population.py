@@ -1,5 +1,6 @@
-"""Samples per second of a population of P Tagger runs trained as one, against the same P runs
-trained one after another (a single run's speed: P runs back to back take P times as long).
+"""Samples per second of a population of P Tagger runs trained as one (batched, and member by
+member), against the same P runs trained one after another (a single run's speed: P runs back
+to back take P times as long).
 
 Both are timed on the same random data of the preset's input size with the loop's own step
 (:class:`tagmodels.training.step.PopulationCost` and :func:`train_step`), alternating between
@@ -20,7 +21,7 @@ from tagmodels.training.data import SplitTensors
 from tagmodels.training.grouping import GroupingObjective, tagger_config
 from tagmodels.training.loop import adam
 from tagmodels.training.precision import autocast
-from tagmodels.training.step import PopulationCost, train_step
+from tagmodels.training.step import PopulationCost, batched_on, train_step
 
 
 def _objectives(preset_name: str, members: int, device: torch.device) -> list[GroupingObjective]:
@@ -40,9 +41,11 @@ def _objectives(preset_name: str, members: int, device: torch.device) -> list[Gr
     return objectives
 
 
-def _step_seconds(objectives: list[GroupingObjective], device: torch.device, precision: str, seconds: float) -> float:
-    """Seconds per training step of ``objectives`` as one population."""
-    cost = PopulationCost(objectives, [randomness.generator(device, seed) for seed in range(len(objectives))])
+def _step_seconds(
+    objectives: list[GroupingObjective], device: torch.device, precision: str, seconds: float, batched: bool = True
+) -> float:
+    """Seconds per training step of ``objectives`` as one population, batched or member by member."""
+    cost = PopulationCost(objectives, [randomness.generator(device, seed) for seed in range(len(objectives))], batched)
     optimizers = [adam(objective.model, 1e-4) for objective in objectives]
     orders = [torch.Generator().manual_seed(seed) for seed in range(len(objectives))]
     batch_size = objectives[0].batch_size
@@ -59,17 +62,22 @@ def measure_population_speed(
     runs one at a time, best of ``rounds`` alternating measurements each."""
     objectives = _objectives(preset_name, members, device)
     batch_size = objectives[0].batch_size
-    together, alone = [], []
+    together, in_turn, alone = [], [], []
     for _ in range(rounds):
         together.append(members * batch_size / _step_seconds(objectives, device, precision, seconds))
+        in_turn.append(members * batch_size / _step_seconds(objectives, device, precision, seconds, batched=False))
         alone.append(batch_size / _step_seconds(objectives[:1], device, precision, seconds))
     return {
         "preset": preset_name,
         "members": members,
         "precision": precision,
         "batch_size": batch_size,
+        "batched_on_this_device": batched_on(device),
         "population_samples_per_second": round(max(together), 2),
+        "member_by_member_samples_per_second": round(max(in_turn), 2),
         "separate_samples_per_second": round(max(alone), 2),
         "speedup": round(max(together) / max(alone), 3),
-        "rounds": {"population": [round(v, 2) for v in together], "separate": [round(v, 2) for v in alone]},
+        "member_by_member_speedup": round(max(in_turn) / max(alone), 3),
+        "rounds": {"population": [round(v, 2) for v in together], "member_by_member": [round(v, 2) for v in in_turn],
+                   "separate": [round(v, 2) for v in alone]},
     }

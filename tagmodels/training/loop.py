@@ -27,7 +27,7 @@ from tagmodels.training.precision import autocast
 from tagmodels.training.progress import TrainingProgress
 from tagmodels.training.resume import repair_run_files
 from tagmodels.training.runs import RunDir
-from tagmodels.training.step import Objective, PopulationCost, train_epoch
+from tagmodels.training.step import Objective, PopulationCost, batched_on, train_epoch
 from tagmodels.training.threads import CoreShare
 
 
@@ -165,6 +165,7 @@ def fit_population(
     compile: bool = False,
     keep_best: Selection | None = None,
     adapt_threads: bool = False,
+    batched: bool | None = None,
 ) -> list[Trained]:
     """Train every member for its ``schedule.epochs`` epochs on ``n_train`` examples as one
     batched computation, writing each member's metrics and checkpoint after each epoch (and
@@ -176,10 +177,13 @@ def fit_population(
     ``precision`` "bf16" runs the costs and the validation under bf16 autocast; ``compile``
     (a single run) compiles the model's forward in place (its state dict is unchanged, so
     checkpoints load either way). ``adapt_threads`` lets a CPU run follow the cores other
-    processes leave free (:class:`tagmodels.training.threads.CoreShare`).
+    processes leave free (:class:`tagmodels.training.threads.CoreShare`). ``batched`` chooses
+    between one batched computation of all members and one member after another; None: as
+    :func:`tagmodels.training.step.batched_on` says for the device.
     """
     _check_population(members, compile)
     device = next(members[0].objective.model.parameters()).device
+    batched = batched_on(device) if batched is None else batched
     cast = autocast(precision, device)
     share = CoreShare() if adapt_threads and device.type == "cpu" else None
     states = [_State.start(member, device, resume, keep_best) for member in members]
@@ -199,7 +203,7 @@ def fit_population(
             continue
         started = time.perf_counter()
         batches = [state.batches(epoch, n_train, device) for state in active]
-        cost = PopulationCost([state.member.objective for state in active], [state.noise for state in active])
+        cost = PopulationCost([state.member.objective for state in active], [state.noise for state in active], batched)
         costs = train_epoch(
             cost, [state.optimizer for state in active], cast, [report.batches(batches[0], epoch), *batches[1:]],
             [state.order for state in active], after_step,

@@ -96,6 +96,15 @@ class PopulationCost:
             return objective.cost(objective.model, *inputs)
 
 
+def batched_on(device: torch.device) -> bool:
+    """Whether a population batches its members on ``device``: on accelerators, where P times
+    the rows per matmul is what keeps the device busy. Not on CPUs, where a batched matmul of
+    the paper's widths runs at about 0.7 of P separate ones and the per-operation overhead it
+    saves is small (measured: results/speed/population-cpu.json), so members step one after
+    another there, each exactly as it would alone."""
+    return device.type not in ("cpu", "meta")
+
+
 def _stacked(tables: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {name: torch.stack([table[name] for table in tables]) for name in tables[0]}
 
