@@ -15,6 +15,18 @@ from tagmodels.tagger.presets import PRESETS
 from tagmodels.training.precision_names import PRECISIONS
 
 
+def _report(result: dict, json_out: str | None) -> None:
+    """A measurement's JSON: to --out, else to standard output."""
+    import json
+
+    from tagmodels.training.runs import write_json
+
+    if json_out:
+        write_json(Path(json_out), result)
+    else:
+        click.echo(json.dumps(result, indent=2))
+
+
 @click.command("speed-train")
 @click.option(
     "--model", type=click.Choice(["tagger"]), default="tagger", show_default=True,
@@ -33,14 +45,13 @@ from tagmodels.training.precision_names import PRECISIONS
               help="write the JSON here too")
 def speed_train(model, preset, norm, device, precisions, compile_settings, threads, seconds, json_out):
     """Training samples per second, per precision and compilation, beside this device's matmul bound."""
-    import json
     import time
 
     from tagdata.provenance import bf16_features
     from tagmodels.device import resolve_device
     from tagmodels.speed.training import measure_training_speed
     from tagmodels.training.precision import configure
-    from tagmodels.training.runs import provenance, write_json
+    from tagmodels.training.runs import provenance
 
     if seconds <= 0:
         raise UserError(f"--seconds must be positive, got {seconds}")
@@ -70,10 +81,7 @@ def speed_train(model, preset, norm, device, precisions, compile_settings, threa
         "wall_seconds": round(time.perf_counter() - started, 3),
         **provenance(dev, seed=0),
     }
-    if json_out:
-        write_json(Path(json_out), result)
-    else:
-        click.echo(json.dumps(result, indent=2))
+    _report(result, json_out)
 
 
 @click.command("speed-population")
@@ -87,7 +95,6 @@ def speed_train(model, preset, norm, device, precisions, compile_settings, threa
 @click.option("--out", "json_out", type=click.Path(dir_okay=False), callback=output_file(), help="write the JSON here")
 def speed_population(presets, members, device, precision, threads, seconds, json_out):
     """Samples/s of a population of P runs trained as one, against the P runs one after another."""
-    import json
     import time
 
     import torch
@@ -95,7 +102,7 @@ def speed_population(presets, members, device, precision, threads, seconds, json
     from tagmodels.device import resolve_device
     from tagmodels.speed.population import measure_population_speed
     from tagmodels.training.precision import configure
-    from tagmodels.training.runs import provenance, write_json
+    from tagmodels.training.runs import provenance
 
     if seconds <= 0:
         raise UserError(f"--seconds must be positive, got {seconds}")
@@ -115,10 +122,7 @@ def speed_population(presets, members, device, precision, threads, seconds, json
         "wall_seconds": round(time.perf_counter() - started, 3),
         **provenance(dev, seed=0),
     }
-    if json_out:
-        write_json(Path(json_out), result)
-    else:
-        click.echo(json.dumps(result, indent=2))
+    _report(result, json_out)
 
 
 @click.command("speed-contention")
@@ -129,13 +133,12 @@ def speed_population(presets, members, device, precision, threads, seconds, json
 @click.option("--out", "json_out", type=click.Path(dir_okay=False), callback=output_file(), help="write the JSON here")
 def speed_contention(thread_settings, images, epochs, json_out):
     """A short training run alone, beside one busy process, and two at once, per thread setting."""
-    import json
     import os
     import time
 
     from tagdata.provenance import bf16_features, cpu_model
     from tagmodels.speed.contention import measure_contention
-    from tagmodels.training.runs import provenance, write_json
+    from tagmodels.training.runs import provenance
 
     if images < 1 or epochs < 1:
         raise UserError("--images and --epochs must be at least 1")
@@ -149,10 +152,7 @@ def speed_contention(thread_settings, images, epochs, json_out):
         )
     result.update({"cpu": cpu_model(), "cores": os.cpu_count(), **bf16_features(),
                    "wall_seconds": round(time.perf_counter() - started, 2), **provenance("cpu")})
-    if json_out:
-        write_json(Path(json_out), result)
-    else:
-        click.echo(json.dumps(result, indent=2))
+    _report(result, json_out)
 
 
 COMMANDS: list[click.Command] = [speed_train, speed_population, speed_contention]

@@ -245,3 +245,13 @@ def test_ablation_with_seeds_trains_each_variant_as_a_population_and_reports_the
         seeds = [json.loads((tmp_path / "runs" / name / f"seed-{s}" / "config.json").read_text())["training"]["seed"]
                  for s in (0, 1)]
         assert seeds == [0, 1]
+
+
+def test_speed_population_writes_both_ways_beside_separate_runs(tmp_path):
+    result = tagtool("speed-population", "--preset", "shapes-small", "--members", "2", "--seconds", "0.01",
+                     "--device", "cpu", "--threads", "1", "--out", tmp_path / "speed.json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads((tmp_path / "speed.json").read_text())["settings"]
+    assert row["members"] == 2 and row["batched_on_this_device"] is False
+    for key in ("population", "member_by_member", "separate"):
+        assert row[f"{key}_samples_per_second"] > 0 and len(row["rounds"][key]) == 2
