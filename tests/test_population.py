@@ -216,6 +216,8 @@ def test_train_seeds_makes_a_run_per_member_that_resumes_together_and_evaluates_
     result = tagtool("train", "--out", out, "--resume", "--epochs", "2", "--quiet")
     assert result.exit_code == 0, result.output
     assert [len(RunDir(out / name).history()) for name in names] == [2, 2, 2, 2]
+    result = tagtool("train", "--out", out, "--resume", "--epochs", "3")  # each epoch line names its member
+    assert result.exit_code == 0 and [name for name in names if f"{name}: epoch 3/3:" in result.output] == names
     result = tagtool("evaluate", out / names[1], "--iterations", "2", "--quiet")
     assert result.exit_code == 0 and "AMI after 2 iterations" in result.output, result.output
 

@@ -215,7 +215,7 @@ def fit_population(
         finished = [state for state, member_costs in zip(active, costs) if state.end_epoch(epoch, member_costs, seconds, cast)]
         for state in finished:
             state.save(keep_best)
-            report.epoch_done(state.history[-1])
+            report.epoch_done(state.history[-1], state.member.run.path.name if len(states) > 1 else None)
     for state in states:
         assert state.logs is not None
         state.logs.close()

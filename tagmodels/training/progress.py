@@ -138,12 +138,13 @@ class TrainingProgress:
                    f"{duration((self.examples - done) / rate)} left in the epoch"
                    + (f", ETA {duration(eta)}" if eta is not None else ""))
 
-    def epoch_done(self, row: dict[str, Any]) -> None:
-        """The plain line of a finished epoch (printed whether or not a bar was shown)."""
+    def epoch_done(self, row: dict[str, Any], member: str | None = None) -> None:
+        """The plain line of a finished epoch (printed whether or not a bar was shown),
+        after the population member's name when there are several."""
         if self.bar is not None:
             self.bar.close()
         if self.enabled:
-            self.write(epoch_line(row, self.epochs, self.eta(row["epoch"])))
+            self.write(("" if member is None else f"{member}: ") + epoch_line(row, self.epochs, self.eta(row["epoch"])))
 
 
 @contextmanager
