@@ -127,58 +127,59 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
 
     from tagmodels.device import resolve_device
     from tagmodels.training.grouping import check_run_config, new_run_config, train_taggers
-    from tagmodels.training.population_runs import member_names, read_population, write_population
+    from tagdata.atomic import new_directory
+    from tagmodels.training.population_runs import POPULATION, member_names, read_population, write_population
     from tagmodels.training.precision import configure, describe
     from tagmodels.training.resume import resume_config
     from tagmodels.training.runs import RunDir
 
     dev = resolve_device(device)
     population = seeds is not None or sweep_lr is not None
-    starting = ExitStack()
-    if resume:
-        if overwrite:
-            raise UserError("--resume continues the run in --out and --overwrite replaces it: give one of them")
-        if population:
-            raise UserError("--resume continues the members named in --out; --seeds and --sweep-lr start new ones")
-        names = read_population(Path(out_dir))
-        runs = [RunDir(out_dir)] if names is None else [RunDir(Path(out_dir) / name) for name in names]
-        configs = [run.config() for run in runs]
-        ctx = click.get_current_context()
-        given = {name: ctx.params[param] for name, param in RESUME_OPTIONS.items()
-                 if ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE}
-        for run, config in zip(runs, configs):
-            check_run_config(config, run.config_path)
-        configure(dev, configs[0]["training"]["precision"], threads)
-        for run, config in zip(runs, configs):
-            for warning in resume_config(run, config, given, dev):
-                click.echo(f"Warning: {warning}", err=True)
-        for run, config in zip(runs, configs):
-            starting.enter_context(run.resumed(config))
-    else:
-        if data_path is None:
-            raise UserError("--data is required for a new run")
-        data_path = existing_file(data_path)
-        precision = configure(dev, precision, threads)
-        members = member_names(seeds or [seed], sweep_lr) if population else [(None, seed, lr)]
-        configs = [
-            new_run_config(
-                preset, data_path, member_seed, dev, precision, bool(compile_model), epochs=epochs, groups=groups,
-                iterations=iterations, norm=norm, lr=lr if member_lr is None else member_lr, batch_size=batch_size,
-                initial_variance=initial_variance, delta_z_form=delta_z_form, z_input=z_input,
-                variance_map=variance_map, likelihood_variance=likelihood_variance, m_floor=m_floor,
-                norm_epsilon=norm_epsilon, tag_norm=tag_norm,
-            )
-            for _, member_seed, member_lr in members
-        ]
-        if population:
-            write_population(Path(out_dir), [name for name, _, _ in members])
-            runs = [RunDir(Path(out_dir) / name) for name, _, _ in members]
+    with ExitStack() as starting:  # every run opened, closed again if the command fails
+        if resume:
+            if overwrite:
+                raise UserError("--resume continues the run in --out and --overwrite replaces it: give one of them")
+            if population:
+                raise UserError("--resume continues the members named in --out; --seeds and --sweep-lr start new ones")
+            names = read_population(Path(out_dir))
+            runs = [RunDir(out_dir)] if names is None else [RunDir(Path(out_dir) / name) for name in names]
+            configs = [run.config() for run in runs]
+            ctx = click.get_current_context()
+            given = {name: ctx.params[param] for name, param in RESUME_OPTIONS.items()
+                     if ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE}
+            for run, config in zip(runs, configs):
+                check_run_config(config, run.config_path)
+            configure(dev, configs[0]["training"]["precision"], threads)
+            for run, config in zip(runs, configs):
+                for warning in resume_config(run, config, given, dev):
+                    click.echo(f"Warning: {warning}", err=True)
+            for run, config in zip(runs, configs):
+                starting.enter_context(run.resumed(config))
         else:
-            runs = [RunDir(out_dir)]
-        for run, config in zip(runs, configs):
-            starting.enter_context(run.started(config, overwrite=overwrite))
-    on_interrupt(lambda: _left_behind(out_dir))
-    with starting:
+            if data_path is None:
+                raise UserError("--data is required for a new run")
+            data_path = existing_file(data_path)
+            precision = configure(dev, precision, threads)
+            members = member_names(seeds or [seed], sweep_lr) if population else [(None, seed, lr)]
+            configs = [
+                new_run_config(
+                    preset, data_path, member_seed, dev, precision, bool(compile_model), epochs=epochs, groups=groups,
+                    iterations=iterations, norm=norm, lr=lr if member_lr is None else member_lr, batch_size=batch_size,
+                    initial_variance=initial_variance, delta_z_form=delta_z_form, z_input=z_input,
+                    variance_map=variance_map, likelihood_variance=likelihood_variance, m_floor=m_floor,
+                    norm_epsilon=norm_epsilon, tag_norm=tag_norm,
+                )
+                for _, member_seed, member_lr in members
+            ]
+            if population:  # a refused or failed start leaves no folder behind
+                starting.enter_context(new_directory(out_dir, ignore=(POPULATION,)))
+                write_population(Path(out_dir), [name for name, _, _ in members])
+                runs = [RunDir(Path(out_dir) / name) for name, _, _ in members]
+            else:
+                runs = [RunDir(out_dir)]
+            for run, config in zip(runs, configs):
+                starting.enter_context(run.started(config, overwrite=overwrite))
+        on_interrupt(lambda: _left_behind(out_dir))
         if not quiet:
             click.echo(describe(dev, configs[0]["training"]["precision"], configs[0]["training"]["compile"])
                        + (f"; a population of {len(runs)}" if len(runs) > 1 else ""))

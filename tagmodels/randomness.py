@@ -3,7 +3,7 @@
 The corruption x~, the initial m^0 and the FC Ladder's layer noise are drawn here rather than
 with ``torch.rand_like``, so that training can give every run a generator of its own
 (:func:`streams`). A population of P runs trained as one batched computation
-(:mod:`tagmodels.training.population`) then draws, at each site, one tensor per member from
+(:mod:`tagmodels.training.step`) then draws, at each site, one tensor per member from
 that member's generator and hands each member its own: every member sees exactly the noise it
 would see trained alone. Outside :func:`streams` (evaluation under a fixed seed, the API) the
 draws come from torch's global generator, as ``torch.rand_like`` would.

@@ -257,3 +257,32 @@ def test_speed_population_writes_both_ways_beside_separate_runs(tmp_path):
     assert row["members"] == 2 and row["batched_on_this_device"] is False
     for key in ("population", "member_by_member", "separate"):
         assert row[f"{key}_samples_per_second"] > 0 and len(row["rounds"][key]) == 2
+
+
+def test_a_population_that_fails_before_its_first_epoch_leaves_no_folder(shapes_file, tmp_path, monkeypatch):
+    from tagmodels.training import grouping
+
+    from tagdata.errors import UserError
+
+    def refused(*args, **kwargs):
+        raise UserError("refused before the first epoch")
+
+    monkeypatch.setattr(grouping, "fit_population", refused)
+    result = tagtool("train", "--data", shapes_file, "--out", tmp_path / "p", "--seeds", "0-1", "--quiet")
+    assert result.exit_code == 1 and result.output.strip() == "Error: refused before the first epoch", result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_from_before_per_run_noise_resumes_on_its_old_stream(tmp_path):
+    kind = case("tagger-binary-batch")
+    whole = member(kind, 3, tmp_path / "whole", epochs=2)
+    fit(whole.objective, EXAMPLES, whole.schedule, whole.run, progress=False)
+    old = member(kind, 3, tmp_path / "old", epochs=1)
+    fit(old.objective, EXAMPLES, old.schedule, old.run, progress=False)
+    checkpoint = torch.load(old.run.checkpoint_path, weights_only=False)
+    checkpoint["rng"] = {"torch": checkpoint["rng"]["noise"], "order": checkpoint["rng"]["order"]}  # the old layout
+    torch.save(checkpoint, old.run.checkpoint_path)
+    resumed = member(kind, 3, tmp_path / "old", epochs=2)
+    fit(resumed.objective, EXAMPLES, resumed.schedule, resumed.run, resume=True, progress=False)
+    expected, got = state(whole), state(resumed)
+    assert all(torch.equal(got[key], expected[key]) for key in expected)

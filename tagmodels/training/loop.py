@@ -101,7 +101,7 @@ class _State:
             model.load_state_dict(checkpoint["model"])
             state.optimizer.load_state_dict(checkpoint["optimizer"])
             state.order.set_state(checkpoint["rng"]["order"])
-            state.noise.set_state(checkpoint["rng"]["noise"])
+            state.noise.set_state(_noise_state(checkpoint["rng"], member.run, device))
             state.history = checkpoint["history"]
             repair_run_files(member.run, state.history, keep_best, model)
         state.logs = RunLogs(member.run, first_epoch=len(state.history))
@@ -145,6 +145,17 @@ class _State:
         save_if_best(run, keep_best, self.history, model)
         assert self.logs is not None
         self.logs.write(self.history)
+
+
+def _noise_state(rng: dict[str, Any], run: RunDir, device: torch.device) -> torch.Tensor:
+    """A checkpoint's noise-generator state. Checkpoints written before runs had their own
+    noise generator drew it from torch's global CPU stream, saved as "torch": on a CPU that
+    state continues the same stream."""
+    if "noise" in rng:
+        return rng["noise"]
+    if device.type == "cpu" and "torch" in rng:
+        return rng["torch"]
+    raise UserError(f"{run.checkpoint_path} was written by an older version on the CPU; resume it with --device cpu")
 
 
 def _check_population(members: Sequence[Member], compile: bool) -> None:
