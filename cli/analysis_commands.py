@@ -19,6 +19,7 @@ from tagtool_cli.outputs import output_file
 
 from tagdata.errors import UserError
 from tagdata.provenance import portable_path
+from tagmodels.experiments.ablation_studies import STUDIES
 from tagmodels.tagger.presets import PRESETS
 
 
@@ -71,11 +72,22 @@ def compare(run_dirs, png_out, json_out, epochs):
 
 @click.command("ablation")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="a Shapes file")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="directory of the three runs")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="directory of the runs")
+@click.option("--study", type=click.Choice(sorted(STUDIES)), default="learning-check", show_default=True,
+              help="the variants: learning-check (delta z and L(m) zeroed), shapes-gap (one setting changed "
+                   "each; docs/ablations.md)")
+@click.option("--only", "only", help="a comma-separated subset of the study's variants, in the study's order")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
-              help="write the three AMI curves here")
+              help="write the AMI curves here (rewritten after every variant)")
+@click.option("--table", "md_out", type=click.Path(dir_okay=False), callback=output_file(".md"),
+              help="write the study as a markdown table here")
+@click.option("--png", "png_out", type=click.Path(dir_okay=False), callback=output_file(".png"),
+              help="draw the variants' median AMI per iteration here")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-small", show_default=True)
 @click.option("--epochs", type=int, callback=positive, help="default: the preset's")
+@click.option("--norm", type=click.Choice(["batch", "layer"]), help="default: the preset's")
+@click.option("--split", type=click.Choice(["valid", "test"]), default="test", show_default=True,
+              help="the split every run is scored on")
 @click.option("--iterations", type=int, default=5, show_default=True, callback=positive, help="evaluation iterations")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--seeds", callback=seed_list, help="several seeds, e.g. 0-4: each variant trains them as one "
@@ -83,24 +95,40 @@ def compare(run_dirs, png_out, json_out, epochs):
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--precision", type=PRECISION_CHOICE, default="auto", show_default=True, help=PRECISION_HELP)
 @threads_option
-def ablation(data_path, out_dir, json_out, preset, epochs, iterations, seed, seeds, device, precision, threads):
-    """Learning check: full TAG against delta z zeroed and L(m) zeroed, AMI per iteration."""
-    from tagdata.atomic import new_directory
+def ablation(data_path, out_dir, study, only, json_out, md_out, png_out, preset, epochs, norm, split, iterations, seed,
+             seeds, device, precision, threads):
+    """Variants of one run, each with its seeds as a population: AMI per iteration, median and range."""
+    from tagdata.atomic import atomic_write, new_directory
+    from tagdata.render import save_png
     from tagmodels.device import resolve_device
-    from tagmodels.experiments.ablation import run_ablation
+    from tagmodels.experiments.ablation import ablation_figure, render, run_ablation
+    from tagmodels.tagger.presets import get_preset
     from tagmodels.training.precision import configure, describe
     from tagmodels.training.runs import write_json
 
+    overrides = {k: v for k, v in {"epochs": epochs, "norm": norm}.items() if v is not None}
+    variants = STUDIES[study](get_preset(preset).with_overrides(**overrides))
+    if only:
+        chosen = [name.strip() for name in only.split(",") if name.strip()]
+        unknown = [name for name in chosen if name not in variants]
+        if unknown or not chosen:
+            raise UserError(f"--only: {', '.join(unknown) or 'nothing given'} not in the {study} study "
+                            f"({', '.join(variants)})")
+        variants = {name: changes for name, changes in variants.items() if name in chosen}
     dev = resolve_device(device)
     precision = configure(dev, precision, threads)
     click.echo(describe(dev, precision, False))
     with new_directory(out_dir):
         result = run_ablation(
-            existing_file(data_path), Path(out_dir), preset, seeds or [seed], dev, iterations, precision,
-            log=click.echo, adapt_threads=threads == "auto", **({"epochs": epochs} if epochs else {}),
+            existing_file(data_path), Path(out_dir), preset, seeds or [seed], dev, iterations, variants, precision,
+            split, log=click.echo, adapt_threads=threads == "auto",
+            report=(lambda partial: write_json(Path(json_out), partial)) if json_out else None, **overrides,
         )
-    if json_out:
-        write_json(Path(json_out), result)
+    if md_out:
+        text = render(result, f"Ablation: the {study} study on {Path(data_path).name}")
+        atomic_write(Path(md_out), lambda tmp: tmp.write_text(text))
+    if png_out:
+        save_png(ablation_figure(result), png_out)
 
 
 @click.command("generalization")

@@ -259,9 +259,55 @@ def test_ablation_trains_three_variants_and_reports_their_curves(training_shapes
     report = json.loads((tmp_path / "ablation.json").read_text())
     assert set(report["variants"]) == {"full", "no-delta-z", "no-likelihood"}
     for name, zeroed in (("full", []), ("no-delta-z", ["delta_z"]), ("no-likelihood", ["likelihood"])):
-        assert report["variants"][name]["zeroed_inputs"] == zeroed and len(report["variants"][name]["ami"]) == 2
+        assert report["variants"][name]["changes"].get("zeroed_inputs", []) == zeroed and len(report["variants"][name]["ami"]) == 2
         assert json.loads((tmp_path / "runs" / name / "config.json").read_text())["tagger"]["zeroed_inputs"] == zeroed
     assert report["ami_average_method"] == "max"
+
+
+def test_a_study_sets_each_variants_change_on_its_runs_and_reports_the_spread(training_shapes, tmp_path):
+    out = tmp_path / "study"
+    result = invoke("ablation", "--data", str(training_shapes), "--out", str(out), "--study", "shapes-gap",
+                    "--only", "top-relu,base,lr-decay-second-half", "--epochs", "2", "--seeds", "0-1",
+                    "--split", "valid", "--iterations", "2", "--device", "cpu", "--json", str(tmp_path / "s.json"),
+                    "--table", str(tmp_path / "s.md"), "--png", str(tmp_path / "s.png"))
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert list(report["variants"]) == ["base", "lr-decay-second-half", "top-relu"]  # the study's order
+    assert report["split"] == "valid" and report["seeds"] == [0, 1]
+
+    def config(name: str, seed: int) -> dict:
+        return json.loads((out / name / f"seed-{seed}" / "config.json").read_text())
+
+    for seed in (0, 1):
+        assert config("top-relu", seed)["tagger"]["top_activation"] == "relu"
+        assert config("base", seed)["tagger"]["top_activation"] == "softmax"
+        assert config("lr-decay-second-half", seed)["training"]["lr_decay_from"] == 1
+    row = report["variants"]["top-relu"]
+    assert set(row["per_seed"]) == {"0", "1"} and row["final_ami"]["min"] <= row["ami"][-1] <= row["final_ami"]["max"]
+    table = (tmp_path / "s.md").read_text()
+    assert "| top-relu | top_activation=relu |" in table and "| base | none |" in table
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_study_refuses_a_variant_it_does_not_have(training_shapes, tmp_path):
+    result = invoke("ablation", "--data", str(training_shapes), "--out", str(tmp_path / "study"), "--study",
+                    "shapes-gap", "--only", "base,no-such-variant", "--device", "cpu")
+    assert result.exit_code != 0 and "no-such-variant not in the shapes-gap study" in result.output
+    assert not (tmp_path / "study").exists()
+
+
+def test_the_presets_lr_decay_reaches_the_schedule(training_shapes, tmp_path):
+    config = run_config(training_shapes, epochs=3, lr_decay_from=1, widths=(16, 8))
+    run = RunDir(tmp_path / "decayed")
+    run.create(config)
+    _, history = train_tagger(run, config, torch.device("cpu"), resume=False, progress=False)
+    lr = config["training"]["lr"]
+    assert [row["lr"] for row in history] == [lr, lr, lr / 2]  # full rate up to epoch 1, then linearly to 0
+
+
+def test_an_lr_decay_outside_the_run_is_refused(training_shapes):
+    with pytest.raises(UserError, match="lr decay must start within the 2 epochs"):
+        run_config(training_shapes, lr_decay_from=2)
 
 
 def test_zeroed_inputs_reach_the_network_as_zeros():

@@ -1,31 +1,35 @@
-"""A learning check that tells a working Tagger from a broken one: full TAG against ablations.
+"""Ablations with seeds: variants of one base run, each trained as a population of seeds.
 
-Three variants on the same data and preset: the full model, one fed zeros for delta z, one
-fed zeros for L(m). Each is evaluated per iteration (AMI on the test split); inference
-that uses the paper's two error signals (Section 2.1) should group clearly better than
-either ablation, and improve over iterations. With several seeds each variant trains its
-seeds as one population, and the report gives each seed's curve and the median and range of
-the final AMI, so that a difference can be told from seed noise. Every run is resumable, so
-the check can be stopped and continued.
+The default study is a learning check that tells a working Tagger from a broken one: the
+full model against one fed zeros for delta z and one fed zeros for L(m); inference that uses
+the paper's two error signals (Section 2.1) should group clearly better than either, and
+improve over iterations. Other studies (ablation_studies.py) change one setting each. Every
+run is scored per iteration, and with several seeds the report gives each seed's curve and
+the median and range of the final AMI, so that a difference can be told from seed noise.
+Every run is resumable, and the report is rewritten after each variant, so a study can be
+stopped and continued.
 """
 
 from __future__ import annotations
 
 import statistics
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from tagdata.provenance import portable_path
+from tagmodels.experiments.ablation_studies import Variants
 from tagmodels.metrics import PAPER_AMI_AVERAGE
 from tagmodels.tagger.evaluation import evaluate_grouping
+from tagmodels.tagger.presets import Preset
 from tagmodels.training.data import load_split
 from tagmodels.training.grouping import new_run_config, train_taggers
 from tagmodels.training.loop import training_seconds
 from tagmodels.training.runs import RunDir, provenance
 
-VARIANTS: dict[str, tuple[str, ...]] = {"full": (), "no-delta-z": ("delta_z",), "no-likelihood": ("likelihood",)}
+PRESET_FIELDS = frozenset(field.name for field in fields(Preset))
 
 
 def _variant_runs(out: Path, name: str, seeds: list[int]) -> list[RunDir]:
@@ -36,26 +40,39 @@ def _variant_runs(out: Path, name: str, seeds: list[int]) -> list[RunDir]:
     return [RunDir(out / name / f"seed-{seed}") for seed in seeds]
 
 
+def _variant_config(
+    preset: str, data: str, seed: int, device: torch.device, precision: str, overrides: dict[str, Any],
+    variant: dict[str, Any],
+) -> dict[str, Any]:
+    """config.json of one seed of a variant: its preset fields among the overrides, the rest
+    set on the model (TaggerConfig)."""
+    config = new_run_config(preset, data, seed, device, precision, **overrides,
+                            **{k: v for k, v in variant.items() if k in PRESET_FIELDS})
+    config["tagger"].update({k: v for k, v in variant.items() if k not in PRESET_FIELDS})
+    return config
+
+
 def run_ablation(
     data: str, out: Path, preset: str, seeds: list[int], device: torch.device, iterations: int,
-    precision: str = "fp32", progress: bool = False, log: Callable[[str], None] = print,
-    adapt_threads: bool = False, **overrides: Any,
+    variants: Variants, precision: str = "fp32", split: str = "test", progress: bool = False,
+    log: Callable[[str], None] = print, adapt_threads: bool = False,
+    report: Callable[[dict[str, Any]], None] | None = None, **overrides: Any,
 ) -> dict[str, Any]:
-    """Train (or resume) the three variants under ``out``, each seed of a variant in one
-    population, and score each run per iteration."""
+    """Train (or resume) ``variants`` under ``out``, each variant's seeds as one population,
+    and score each run per iteration on ``split``; ``report`` receives the result so far
+    after every variant."""
     out.mkdir(parents=True, exist_ok=True)
-    test = load_split(data, "test", device)
+    scored = load_split(data, split, device)
     result: dict[str, Any] = {"data": portable_path(data), "preset": preset, "overrides": overrides,
-                              "precision": precision, "ami_average_method": PAPER_AMI_AVERAGE, "seeds": seeds,
-                              "variants": {}}
-    for name, zeroed in VARIANTS.items():
+                              "precision": precision, "split": split, "ami_average_method": PAPER_AMI_AVERAGE,
+                              "seeds": seeds, "variants": {}}
+    for name, variant in variants.items():
         runs, configs = _variant_runs(out, name, seeds), []
         for run, seed in zip(runs, seeds):
             if run.config_path.exists():
                 configs.append(run.config())
             else:
-                config = new_run_config(preset, data, seed, device, precision, **overrides)
-                config["tagger"]["zeroed_inputs"] = list(zeroed)
+                config = _variant_config(preset, data, seed, device, precision, overrides, variant)
                 run.create(config)
                 configs.append(config)
         trained = train_taggers(runs, configs, device, resume=True, progress=progress, adapt_threads=adapt_threads)
@@ -64,7 +81,7 @@ def run_ablation(
             if outcome.diverged is not None:
                 raise outcome.diverged
             training = config["training"]
-            rows = evaluate_grouping(model, test.x, test.segmentation, training["groups"], iterations,
+            rows = evaluate_grouping(model, scored.x, scored.segmentation, training["groups"], iterations,
                                      training["batch_size"])
             curves[seed] = {
                 "epochs": len(outcome.history),
@@ -72,9 +89,11 @@ def run_ablation(
                 "ami": [round(row["ami"], 4) for row in rows],
                 "denoising_cost": [round(row["denoising_cost"], 5) for row in rows],
             }
-        result["variants"][name] = {"zeroed_inputs": list(zeroed), **_summary(curves)}
+        result["variants"][name] = {"changes": variant, **_summary(curves)}
         log(f"{name:>14}: AMI per iteration {' '.join(f'{a:.3f}' for a in result['variants'][name]['ami'])}"
             + (f" (median of {len(seeds)} seeds)" if len(seeds) > 1 else ""))
+        if report is not None:
+            report({**result, **provenance(device, seeds[0])})
     return {**result, **provenance(device, seeds[0])}
 
 
@@ -94,3 +113,33 @@ def _summary(curves: dict[int, dict[str, Any]]) -> dict[str, Any]:
         "final_ami": {"median": round(statistics.median(final), 4), "min": min(final), "max": max(final)},
         "per_seed": {str(seed): curve for seed, curve in curves.items()},
     }
+
+
+def render(result: dict[str, Any], title: str) -> str:
+    """The study as a markdown table: AMI after 3 and after the last iteration, median and
+    range over the seeds, and the difference of the medians from the first variant's."""
+    variants = result["variants"]
+    last = len(next(iter(variants.values()))["ami"])
+    reference = next(iter(variants.values()))["ami"][-1]
+    lines = [f"# {title}", "",
+             f"Scored on the {result['split']} split, AMI averaged as the paper ({result['ami_average_method']}); "
+             f"seeds {', '.join(map(str, result['seeds']))}.", "",
+             f"| variant | changes | AMI after 3 | AMI after {last} | range after {last} | vs first |",
+             "|---|---|---|---|---|---|"]
+    for name, row in variants.items():
+        spread = row.get("final_ami")
+        changes = ", ".join(f"{k}={v}" for k, v in row["changes"].items()) or "none"
+        lines.append(
+            f"| {name} | {changes} | {row['ami'][min(2, last - 1)]:.3f} | {row['ami'][-1]:.3f} | "
+            + (f"{spread['min']:.3f} to {spread['max']:.3f}" if spread else "one seed")
+            + f" | {row['ami'][-1] - reference:+.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def ablation_figure(result: dict[str, Any]) -> Any:
+    """uint8 (H, W, 3): each variant's median AMI per iteration on shared axes."""
+    from tagmodels.training.plot import line_panel
+
+    return line_panel("median AMI per iteration", "iteration",
+                      [(name, list(range(1, len(row["ami"]) + 1)), row["ami"]) for name, row in result["variants"].items()])

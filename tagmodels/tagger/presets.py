@@ -39,6 +39,7 @@ class Preset:
     norm_epsilon: float = NORM_EPSILON  # the input projection's and read-outs' normalisations
     tag_norm: str | None = None  # their kind; None: as ``norm``
     valid_examples: int = 1000  # validation examples scored after every epoch
+    lr_decay_from: int | None = None  # epoch from which lr falls linearly to 0 (Schedule); None: constant
 
     def with_overrides(self, **overrides: Any) -> "Preset":
         """A copy with the given fields replaced; None means 'keep the preset's value'."""

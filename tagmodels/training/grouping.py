@@ -122,6 +122,8 @@ def _check_positive(preset: Preset) -> None:
         value = getattr(preset, name)
         if not (math.isfinite(value) and value > 0):
             raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+    if preset.lr_decay_from is not None and not 0 <= preset.lr_decay_from < preset.epochs:
+        raise UserError(f"the lr decay must start within the {preset.epochs} epochs, got epoch {preset.lr_decay_from}")
     if not (math.isfinite(preset.m_floor) and preset.m_floor >= 0):
         raise UserError(f"--m-floor must be a non-negative number, got {preset.m_floor}")
 
@@ -186,7 +188,8 @@ def train_taggers(
         objective = GroupingObjective(
             model, train, valid, training["groups"], training["iterations"], training["batch_size"]
         )
-        schedule = Schedule(training["epochs"], config["training"]["lr"], training["batch_size"], config["training"]["seed"])
+        schedule = Schedule(training["epochs"], config["training"]["lr"], training["batch_size"],
+                            config["training"]["seed"], training.get("lr_decay_from"))
         members.append(Member(objective, schedule, run))
     trained = fit_population(
         members, len(train), resume=resume, progress=progress, precision=training["precision"],

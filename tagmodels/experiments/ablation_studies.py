@@ -1,0 +1,40 @@
+"""The named sets of variants `tagtool ablation --study` trains: each variant is one change
+from the base run (the preset and the command line's overrides), given as the fields it sets.
+
+A field of the preset (lr, noise, data_mean, lr_decay_from, ...) or of ``TaggerConfig``
+(top_activation, iteration_reduction, zeroed_inputs, ...); docs/ablations.md says why each
+variant is in its study.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from tagmodels.tagger.presets import Preset
+
+Variants = dict[str, dict[str, Any]]
+
+
+def learning_check(base: Preset) -> Variants:
+    """Full TAG against each of the paper's two error signals (Section 2.1) fed as zeros."""
+    return {"full": {}, "no-delta-z": {"zeroed_inputs": ["delta_z"]}, "no-likelihood": {"zeroed_inputs": ["likelihood"]}}
+
+
+def shapes_gap(base: Preset) -> Variants:
+    """Candidate causes of the gap to the paper's Shapes AMI, most likely first: the 2016
+    release's choices, then the schedule, then the data-side constants of Section 3.1."""
+    return {
+        "base": {},
+        "z-input-logit": {"z_input": "logit"},
+        "lr-decay-second-half": {"lr_decay_from": base.epochs // 2},
+        "lr-half": {"lr": base.lr / 2},
+        "lr-double": {"lr": base.lr * 2},
+        "top-relu": {"top_activation": "relu"},
+        "cost-sum-over-iterations": {"iteration_reduction": "sum"},
+        "data-mean-0.5": {"data_mean": 0.5},
+        "bit-flip-0.1": {"noise": 0.1},
+        "bit-flip-0.3": {"noise": 0.3},
+    }
+
+
+STUDIES: dict[str, Callable[[Preset], Variants]] = {"learning-check": learning_check, "shapes-gap": shapes_gap}
