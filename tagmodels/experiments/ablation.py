@@ -63,6 +63,7 @@ def run_ablation(
     after every variant."""
     out.mkdir(parents=True, exist_ok=True)
     scored = load_split(data, split, device)
+    stamp = provenance(device, seeds[0])
     result: dict[str, Any] = {"data": portable_path(data), "preset": preset, "overrides": overrides,
                               "precision": precision, "split": split, "ami_average_method": PAPER_AMI_AVERAGE,
                               "seeds": seeds, "variants": {}}
@@ -93,8 +94,8 @@ def run_ablation(
         log(f"{name:>14}: AMI per iteration {' '.join(f'{a:.3f}' for a in result['variants'][name]['ami'])}"
             + (f" (median of {len(seeds)} seeds)" if len(seeds) > 1 else ""))
         if report is not None:
-            report({**result, **provenance(device, seeds[0])})
-    return {**result, **provenance(device, seeds[0])}
+            report({**result, **stamp})
+    return {**result, **stamp}
 
 
 def _summary(curves: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -116,21 +117,22 @@ def _summary(curves: dict[int, dict[str, Any]]) -> dict[str, Any]:
 
 
 def render(result: dict[str, Any], title: str) -> str:
-    """The study as a markdown table: AMI after 3 and after the last iteration, median and
+    """The study as a markdown table: AMI after 3 (or fewer) and after the last iteration, median and
     range over the seeds, and the difference of the medians from the first variant's."""
     variants = result["variants"]
-    last = len(next(iter(variants.values()))["ami"])
-    reference = next(iter(variants.values()))["ami"][-1]
+    first = next(iter(variants.values()))
+    last, reference = len(first["ami"]), first["ami"][-1]
+    early = min(3, last)
     lines = [f"# {title}", "",
              f"Scored on the {result['split']} split, AMI averaged as the paper ({result['ami_average_method']}); "
              f"seeds {', '.join(map(str, result['seeds']))}.", "",
-             f"| variant | changes | AMI after 3 | AMI after {last} | range after {last} | vs first |",
+             f"| variant | changes | AMI after {early} | AMI after {last} | range after {last} | vs first |",
              "|---|---|---|---|---|---|"]
     for name, row in variants.items():
         spread = row.get("final_ami")
         changes = ", ".join(f"{k}={v}" for k, v in row["changes"].items()) or "none"
         lines.append(
-            f"| {name} | {changes} | {row['ami'][min(2, last - 1)]:.3f} | {row['ami'][-1]:.3f} | "
+            f"| {name} | {changes} | {row['ami'][early - 1]:.3f} | {row['ami'][-1]:.3f} | "
             + (f"{spread['min']:.3f} to {spread['max']:.3f}" if spread else "one seed")
             + f" | {row['ami'][-1] - reference:+.3f} |"
         )
