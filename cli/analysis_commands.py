@@ -71,11 +71,12 @@ def compare(run_dirs, png_out, json_out, epochs):
 
 
 @click.command("ablation")
-@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="a Shapes file")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
+              help="a dataset file (tagtool make-dataset)")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="directory of the runs")
 @click.option("--study", type=click.Choice(sorted(STUDIES)), default="learning-check", show_default=True,
-              help="the variants: learning-check (delta z and L(m) zeroed), shapes-gap (one setting changed "
-                   "each; docs/ablations.md)")
+              help="the variants: learning-check (delta z and L(m) zeroed); shapes-gap and texture-grouping "
+                   "(one setting changed each; docs/ablations.md)")
 @click.option("--only", "only", help="a comma-separated subset of the study's variants, in the study's order")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
               help="write the AMI curves here (rewritten after every variant)")
@@ -86,6 +87,7 @@ def compare(run_dirs, png_out, json_out, epochs):
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-small", show_default=True)
 @click.option("--epochs", type=int, callback=positive, help="default: the preset's")
 @click.option("--norm", type=click.Choice(["batch", "layer"]), help="default: the preset's")
+@click.option("--groups", type=int, callback=positive, help="K groups during training; default: the preset's")
 @click.option("--split", type=click.Choice(["valid", "test"]), default="test", show_default=True,
               help="the split every run is scored on")
 @click.option("--iterations", type=int, default=5, show_default=True, callback=positive, help="evaluation iterations")
@@ -95,8 +97,8 @@ def compare(run_dirs, png_out, json_out, epochs):
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--precision", type=PRECISION_CHOICE, default="auto", show_default=True, help=PRECISION_HELP)
 @threads_option
-def ablation(data_path, out_dir, study, only, json_out, md_out, png_out, preset, epochs, norm, split, iterations, seed,
-             seeds, device, precision, threads):
+def ablation(data_path, out_dir, study, only, json_out, md_out, png_out, preset, epochs, norm, groups, split, iterations,
+             seed, seeds, device, precision, threads):
     """Variants of one run, each with its seeds as a population: AMI per iteration, median and range."""
     from tagdata.atomic import atomic_write, new_directory
     from tagdata.render import save_png
@@ -106,7 +108,7 @@ def ablation(data_path, out_dir, study, only, json_out, md_out, png_out, preset,
     from tagmodels.training.precision import configure, describe
     from tagmodels.training.runs import write_json
 
-    overrides = {k: v for k, v in {"epochs": epochs, "norm": norm}.items() if v is not None}
+    overrides = {k: v for k, v in {"epochs": epochs, "norm": norm, "groups": groups}.items() if v is not None}
     variants = STUDIES[study](get_preset(preset).with_overrides(**overrides))
     if only:
         chosen = [name.strip() for name in only.split(",") if name.strip()]

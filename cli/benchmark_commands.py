@@ -50,6 +50,9 @@ def _expand(value: str, names: tuple[str, ...]) -> list[str]:
 @click.option("--ladder-normalise-reconstruction", is_flag=True,
               help="FC Ladder: normalise each reconstruction with the clean pass's batch mean and variance "
                    "before the cost (Rasmus et al., Algorithm 1)")
+@click.option("--set", "set_options", multiple=True, metavar="METHOD.SETTING=VALUE",
+              help="replace one of a method's settings at both label budgets, VALUE in JSON, e.g. "
+                   "fc-ladder.noise_std=0.1 or fc-ladder.widths=[1000,500] (repeatable; recorded in benchmark.json)")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--precision", type=PRECISION_CHOICE, default="auto", show_default=True, help=PRECISION_HELP)
 @click.option("--compile/--no-compile", "compile_model", default=False, show_default=True,
@@ -77,14 +80,14 @@ def _expand(value: str, names: tuple[str, ...]) -> list[str]:
 @click.option("--plan-only", is_flag=True,
               help="write OUT/plan.json and list the cells' indices for `tagtool benchmark-cell`; run nothing")
 def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute_pixels, tagger_supervised,
-              ladder_weights, ladder_normalise_reconstruction, device, precision, compile_model, threads, quiet, executor, max_parallel, slurm_partition, slurm_time, slurm_gpus_per_task,
+              ladder_weights, ladder_normalise_reconstruction, set_options, device, precision, compile_model, threads, quiet, executor, max_parallel, slurm_partition, slurm_time, slurm_gpus_per_task,
               slurm_cpus_per_task, slurm_array_parallelism, slurm_options, slurm_folder, plan_only):
     """Run the grid of Table 2; skips finished cells, resumes half-finished ones, writes DIR/table.md."""
     from tagdata.atomic import new_directory
     from tagmodels.benchmark.executors import bookkeeping
     from tagmodels.benchmark.grid import grid
     from tagmodels.benchmark.plan import Plan, extend_plan
-    from tagmodels.benchmark.settings import Choices, get_scale
+    from tagmodels.benchmark.settings import Choices, get_scale, parse_settings
 
     cells = grid(_expand(method, METHODS), _expand(dataset, DATASETS), _expand(labels, BUDGETS), seeds, permute_pixels)
     out = Path(out_dir)
@@ -96,11 +99,12 @@ def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute
         slurm = slurm_parameters(slurm_partition, slurm_time, slurm_gpus_per_task or None, slurm_cpus_per_task,
                                  slurm_array_parallelism, parse_sbatch_options(slurm_options))
     mnist = str(Path(mnist_dir).resolve()) if mnist_dir else None
-    choices = Choices(tagger_supervised, ladder_weights, ladder_normalise_reconstruction)
+    choices = Choices(tagger_supervised, ladder_weights, ladder_normalise_reconstruction, parse_settings(set_options))
+    chosen_scale = get_scale(scale).with_choices(choices)  # an unknown --set is refused before anything is written
     on_interrupt(lambda: f"finished cells are kept in {out_dir}; run the same command again to do the rest")
     started = time.perf_counter()
     with new_directory(out, ignore=bookkeeping(cells)):  # a refused first command leaves no folder
-        plan = extend_plan(out, Plan(get_scale(scale).with_choices(choices), cells, precision, compile_model, mnist))
+        plan = extend_plan(out, Plan(chosen_scale, cells, precision, compile_model, mnist))
         if plan_only:
             indices = [plan.index(cell) for cell in cells]
             click.echo(f"{out / 'plan.json'}: {len(plan.cells)} cells; this selection is indices {_ranges(indices)}")

@@ -16,7 +16,7 @@ from torch import nn
 from tagdata.errors import UserError
 from tagmodels.baselines.fc_ladder import FCLadder
 from tagmodels.benchmark.grid import Benchmark, build_classifier
-from tagmodels.benchmark.settings import Choices, get_scale
+from tagmodels.benchmark.settings import Choices, get_scale, parse_settings
 from tagmodels.tagger import tag
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.tagger.tag_names import RELEASE_INITIAL_VARIANCE
@@ -252,3 +252,32 @@ def test_a_benchmark_directory_holds_one_set_of_choices(tmp_path):
     (out / "benchmark.json").write_text(json.dumps({"scale": "quick", "choices": {"ladder": 1}}))
     with pytest.raises(UserError, match="'choices' holds unknown fields"):
         Benchmark(out, get_scale("quick"), torch.device("cpu")).open()
+
+
+def test_set_replaces_a_methods_setting_at_both_budgets_and_is_held_by_the_directory(tmp_path):
+    choices = Choices(settings=parse_settings(["fc-ladder.noise_std=0.1", "fc-ladder.widths=[30,20,10,10,10]"]))
+    scale = get_scale("cpu").with_choices(choices)
+    for budget in ("50000", "1000"):
+        settings = scale.settings("fc-ladder", budget)
+        assert settings["noise_std"] == 0.1 and settings["widths"] == [30, 20, 10, 10, 10]
+        assert settings["lr"] == get_scale("cpu").settings("fc-ladder", budget)["lr"]  # the rest as before
+    assert scale.settings("fc-mlp", "50000") == get_scale("cpu").settings("fc-mlp", "50000")
+    assert "fc-ladder noise_std=0.1" in choices.describe()
+    out = tmp_path / "bench"
+    Benchmark(out, scale, torch.device("cpu")).open()
+    assert json.loads((out / "benchmark.json").read_text())["choices"]["settings"] == choices.settings
+    Benchmark(out, scale, torch.device("cpu")).open()  # the same choices reopen it
+    result = invoke("benchmark", "--out", out, "--scale", "cpu", "--set", "fc-ladder.noise_std=0.2", "--quiet")
+    assert result.exit_code == 1 and "other choices (fc-ladder noise_std=0.1" in result.output
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("fc-ladder.nosie_std=0.1", "fc-ladder has no setting 'nosie_std' at the quick scale"),
+    ("fc-ladder.lr=fast", "is not JSON"),
+    ("mlp.lr=0.1", "unknown method mlp"),
+    ("lr=0.1", "expected METHOD.SETTING=VALUE"),
+])
+def test_set_refuses_what_no_cell_has_before_writing_anything(tmp_path, assignment, message):
+    result = invoke("benchmark", "--out", tmp_path / "bench", "--scale", "quick", "--set", assignment, "--quiet")
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "bench").exists()

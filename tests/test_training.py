@@ -289,6 +289,28 @@ def test_a_study_sets_each_variants_change_on_its_runs_and_reports_the_spread(tr
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_texture_study_trains_k_groups_and_keeps_each_variants_validation_ami_per_epoch(texture_file, tmp_path):
+    out = tmp_path / "study"
+    result = invoke("ablation", "--data", str(texture_file), "--out", str(out), "--study", "texture-grouping",
+                    "--only", "base,release-variance,iterations-5,width-half", "--preset", "texture-cpu",
+                    "--groups", "2", "--epochs", "2", "--split", "valid", "--iterations", "2", "--device", "cpu",
+                    "--json", str(tmp_path / "t.json"), "--png", str(tmp_path / "t.png"))
+    assert result.exit_code == 0, result.output
+
+    def config(name: str) -> dict:
+        return json.loads((out / name / "config.json").read_text())
+
+    assert {config(name)["training"]["groups"] for name in ("base", "release-variance", "iterations-5")} == {2}
+    assert config("iterations-5")["training"]["iterations"] == 5 and config("base")["training"]["iterations"] == 3
+    assert config("width-half")["tagger"]["widths"] == [400, 200, 100]
+    release = config("release-variance")["tagger"]
+    assert (release["variance_map"], release["likelihood_variance"]) == ("exp-asinh", "v-squared")
+    report = json.loads((tmp_path / "t.json").read_text())
+    history = [json.loads(line) for line in (out / "base" / "metrics.jsonl").read_text().splitlines()]
+    assert report["variants"]["base"]["valid_ami_per_epoch"] == [round(row["valid_ami"], 4) for row in history]
+    assert len(history) == 2 and (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_a_study_refuses_a_variant_it_does_not_have(training_shapes, tmp_path):
     result = invoke("ablation", "--data", str(training_shapes), "--out", str(tmp_path / "study"), "--study",
                     "shapes-gap", "--only", "base,no-such-variant", "--device", "cpu")

@@ -18,7 +18,10 @@ the Table 2 Tagger's supervised phase as the 2016 release's runner script sets i
 ("runner") or as its released pretrained model was trained ("pretrained"); the FC Ladder's
 denoising weights, Rasmus et al.'s 100-label ones for both budgets ("few-labels") or theirs
 for each budget ("per-budget"); and whether the FC Ladder normalises its reconstructions
-with the clean batch statistics before the cost (Rasmus et al., Algorithm 1).
+with the clean batch statistics before the cost (Rasmus et al., Algorithm 1). A fourth,
+``settings``, replaces any of a method's settings at both budgets (``--set
+fc-ladder.noise_std=0.1``): a sweep over one hyper-parameter is one benchmark directory per
+value.
 
 "quick" is a smoke check that runs the whole grid on two CPU cores in well under 15
 minutes: the same learning rates and costs, but far fewer epochs, layers 6 to 15 times
@@ -32,6 +35,7 @@ training images, one epoch, a few units per layer; its figures mean nothing.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -63,8 +67,12 @@ class Choices:
     tagger_supervised: str = "runner"  # a TAGGER_SUPERVISED key
     ladder_weights: str = "few-labels"  # or "per-budget" (LADDER_WEIGHTS)
     ladder_normalise_reconstruction: bool = False  # Rasmus et al., Algorithm 1
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> setting -> value, above all
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.settings) - set(METHODS))
+        if unknown:
+            raise UserError(f"--set: unknown method {', '.join(unknown)}; choose one of {', '.join(METHODS)}")
         if self.tagger_supervised not in TAGGER_SUPERVISED:
             raise UserError(f"unknown Tagger supervised setting {self.tagger_supervised!r}; "
                             f"choose one of {', '.join(TAGGER_SUPERVISED)}")
@@ -79,7 +87,11 @@ class Choices:
     def describe(self) -> str:
         """The choices that differ from the defaults, for table.md ("" when none do)."""
         default = Choices()
-        return ", ".join(f"{name} {value}" for name, value in asdict(self).items() if getattr(default, name) != value)
+        named = [f"{name} {value}" for name, value in asdict(self).items()
+                 if name != "settings" and getattr(default, name) != value]
+        named += [f"{method} {key}={json.dumps(value)}"
+                  for method, values in self.settings.items() for key, value in values.items()]
+        return ", ".join(named)
 
     def method_settings(self, method: str, labels: str) -> dict[str, Any]:
         """The settings these choices give one cell, beneath the scale's own."""
@@ -109,9 +121,18 @@ class Scale:
 
     def settings(self, method: str, labels: str) -> dict[str, Any]:
         """Settings of one cell (JSON-ready; stored in its config and result)."""
-        return {"batch_size": 100, **self.choices.method_settings(method, labels), **self.methods[method][labels]}
+        return {"batch_size": 100, **self.choices.method_settings(method, labels), **self.methods[method][labels],
+                **self.choices.settings.get(method, {})}
 
     def with_choices(self, choices: Choices) -> "Scale":
+        """This scale under ``choices``; a ``--set`` of a setting the method does not have is refused."""
+        scale = replace(self, choices=Choices(**{**asdict(choices), "settings": {}}))
+        for method, values in choices.settings.items():
+            known = {key for labels in BUDGETS for key in scale.settings(method, labels)}
+            for key in values:
+                if key not in known:
+                    raise UserError(f"--set {method}.{key}: {method} has no setting {key!r} at the {self.name} "
+                                    f"scale; it has {', '.join(sorted(known))}")
         return replace(self, choices=choices)
 
     def tagger_unsupervised(self) -> dict[str, Any]:
@@ -220,6 +241,23 @@ TINY = Scale(
 )
 
 SCALE_TABLE = {scale.name: scale for scale in (PAPER, CPU, QUICK, TINY)}
+
+
+def parse_settings(assignments: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]]:
+    """``--set METHOD.SETTING=VALUE`` options (VALUE in JSON: 0.1, [1000, 500], true) as
+    ``Choices.settings``; checked against a scale by ``Scale.with_choices``."""
+    settings: dict[str, dict[str, Any]] = {}
+    for text in assignments:
+        target, equals, value = text.partition("=")
+        method, dot, key = target.partition(".")
+        if not equals or not dot or not method or not key:
+            raise UserError(f"--set {text}: expected METHOD.SETTING=VALUE, e.g. fc-ladder.noise_std=0.1")
+        try:
+            settings.setdefault(method, {})[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise UserError(f"--set {text}: the value {value!r} is not JSON (a number, true/false, or a list "
+                            "such as [1000,500])") from None
+    return settings
 
 
 def get_scale(name: str) -> Scale:

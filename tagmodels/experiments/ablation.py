@@ -89,6 +89,7 @@ def run_ablation(
                 "train_seconds": training_seconds(outcome.history),
                 "ami": [round(row["ami"], 4) for row in rows],
                 "denoising_cost": [round(row["denoising_cost"], 5) for row in rows],
+                "valid_ami_per_epoch": [round(row["valid_ami"], 4) for row in outcome.history],
             }
         result["variants"][name] = {"changes": variant, **_summary(curves)}
         log(f"{name:>14}: AMI per iteration {' '.join(f'{a:.3f}' for a in result['variants'][name]['ami'])}"
@@ -111,6 +112,8 @@ def _summary(curves: dict[int, dict[str, Any]]) -> dict[str, Any]:
         "ami": [round(statistics.median(values), 4) for values in zip(*(curve["ami"] for curve in per_seed))],
         "denoising_cost": [round(statistics.median(values), 5)
                            for values in zip(*(curve["denoising_cost"] for curve in per_seed))],
+        "valid_ami_per_epoch": [round(statistics.median(values), 4)
+                                for values in zip(*(curve["valid_ami_per_epoch"] for curve in per_seed))],
         "final_ami": {"median": round(statistics.median(final), 4), "min": min(final), "max": max(final)},
         "per_seed": {str(seed): curve for seed, curve in curves.items()},
     }
@@ -140,8 +143,16 @@ def render(result: dict[str, Any], title: str) -> str:
 
 
 def ablation_figure(result: dict[str, Any]) -> Any:
-    """uint8 (H, W, 3): each variant's median AMI per iteration on shared axes."""
+    """uint8 (H, W, 3): each variant's median AMI per iteration after training and, beside it,
+    its median validation AMI per epoch (how it grew with the updates), on shared axes."""
+    from tagdata.render import side_by_side
     from tagmodels.training.plot import line_panel
 
-    return line_panel("median AMI per iteration", "iteration",
-                      [(name, list(range(1, len(row["ami"]) + 1)), row["ami"]) for name, row in result["variants"].items()])
+    variants = result["variants"].items()
+    per_iteration = line_panel("median AMI per iteration", "iteration",
+                               [(name, list(range(1, len(row["ami"]) + 1)), row["ami"]) for name, row in variants])
+    per_epoch = [(name, list(range(1, len(row["valid_ami_per_epoch"]) + 1)), row["valid_ami_per_epoch"])
+                 for name, row in variants if row.get("valid_ami_per_epoch")]
+    if not per_epoch:  # a study written before the per-epoch curves were kept
+        return per_iteration
+    return side_by_side(per_iteration, line_panel("median validation AMI per epoch", "epoch", per_epoch), gap=6)

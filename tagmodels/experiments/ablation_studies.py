@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from tagmodels.tagger.presets import Preset
+from tagmodels.tagger.tag_names import RELEASE_INITIAL_VARIANCE
 
 Variants = dict[str, dict[str, Any]]
 
@@ -37,4 +38,27 @@ def shapes_gap(base: Preset) -> Variants:
     }
 
 
-STUDIES: dict[str, Callable[[Preset], Variants]] = {"learning-check": learning_check, "shapes-gap": shapes_gap}
+def texture_grouping(base: Preset) -> Variants:
+    """What might decide whether a second group takes the digit on TextureMNIST1, the question
+    docs/textures.md leaves open: the network's width per pixel, the 2016 release's slowly annealed v and
+    flat early L(m), the corruption noise, the learning rate, the number of training
+    iterations and where the TAG part normalises."""
+    half = tuple(width // 2 for width in base.widths)
+    double = tuple(width * 2 for width in base.widths)
+    return {
+        "base": {},
+        "width-half": {"widths": half},
+        "width-double": {"widths": double},
+        "release-variance": {"variance_map": "exp-asinh", "initial_variance": RELEASE_INITIAL_VARIANCE,
+                             "likelihood_variance": "v-squared"},
+        "noise-0.1": {"noise": 0.1},
+        "noise-0.3": {"noise": 0.3},
+        "lr-half": {"lr": base.lr / 2},
+        "iterations-5": {"iterations": 5},
+        "tag-norm-batch": {"tag_norm": "batch"},
+    }
+
+
+STUDIES: dict[str, Callable[[Preset], Variants]] = {
+    "learning-check": learning_check, "shapes-gap": shapes_gap, "texture-grouping": texture_grouping,
+}
