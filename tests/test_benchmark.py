@@ -127,17 +127,12 @@ def test_tagger_unsupervised_phase_is_shared_by_both_budgets(tmp_path, data_dir,
     out = bench_dir(tmp_path, data_dir)
     bench = make(out)
     calls = []
-    real_fit = benchmark_module.fit
-    def spy(objective, *args, **kwargs):
-        calls.append(type(objective).__name__)
-        return real_fit(objective, *args, **kwargs)
-
     real_population = tagger_training.fit_population
     def population_spy(members, *args, **kwargs):
         calls.extend(type(member.objective).__name__ for member in members)
         return real_population(members, *args, **kwargs)
 
-    monkeypatch.setattr(benchmark_module, "fit", spy)
+    monkeypatch.setattr(benchmark_module, "fit_population", population_spy)
     monkeypatch.setattr(tagger_training, "fit_population", population_spy)  # the unsupervised phase trains through it
     # 1,000 labels need 100 per class: give the tiny dataset's labels as the budget instead.
     monkeypatch.setattr(benchmark_module, "labelled_subset", lambda labels, budget, seed: None if budget == "50000" else torch.arange(0, 120, 4))

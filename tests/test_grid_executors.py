@@ -26,6 +26,7 @@ from tagmodels.benchmark.executors import (
     run_local,
     worker_slots,
 )
+from tagmodels.benchmark import grid as grid_module
 from tagmodels.benchmark.grid import Cell
 from tagmodels.benchmark.locks import claim
 from tagmodels.benchmark.plan import Plan, extend_plan, read_plan
@@ -165,6 +166,36 @@ def test_two_commands_at_once_never_run_a_cell_twice(tmp_path, data_dir):
         assert len(result(out, cell)["command"]) > 0
 
 
+def test_the_seeds_of_a_cell_train_as_one_population_that_gives_each_cells_own_figures(tmp_path, data_dir, monkeypatch):
+    seeds = [Cell("fc-ladder", "texture-mnist1", "50000", seed) for seed in range(3)]
+    together, alone = planned(tmp_path / "together", data_dir, seeds), planned(tmp_path / "alone", data_dir, seeds)
+    sizes = []
+    real = grid_module.fit_population
+    monkeypatch.setattr(grid_module, "fit_population", lambda members, *a, **k: sizes.append(len(members)) or real(members, *a, **k))
+    assert [outcome.state for outcome in inline(together, seeds)] == ["ran"] * 3
+    for cell in seeds:
+        inline(alone, [cell])
+    assert sizes == [3, 1, 1, 1]
+    for cell in seeds:
+        a, b = result(together, cell), result(alone, cell)
+        assert {k: a[k] for k in FIGURES} == {k: b[k] for k in FIGURES}, cell.name
+        assert (a["population"], b["population"]) == (3, 1)
+    assert len({result(together, cell)["test_error"] for cell in seeds} | {-1.0}) > 2  # the seeds differ
+
+
+def test_a_diverging_seed_is_recorded_while_the_others_finish(tmp_path, data_dir, monkeypatch):
+    seeds = [Cell("fc-mlp", "texture-mnist1", "50000", seed) for seed in range(3)]
+    out = planned(tmp_path, data_dir, seeds)
+    real = grid_module.Schedule
+    monkeypatch.setattr(grid_module, "Schedule", lambda epochs, lr, batch, seed, decay: real(
+        epochs, float("inf") if seed == 1 else lr, batch, seed, decay))
+    with pytest.raises(UserError, match="not finite|NaN|diverged"):
+        inline(out, seeds)
+    rows = {row.name: row for row in status_rows(out)}
+    assert [rows[cell.name].state for cell in seeds] == ["done", "failed", "done"]
+    assert not (out / "runs" / seeds[1].name / "result.json").exists()
+
+
 def test_a_cell_held_by_another_process_is_passed_over_and_shown_running(tmp_path, data_dir):
     cell = CELLS[0]
     out = planned(tmp_path, data_dir, [cell])
@@ -184,7 +215,7 @@ def test_a_failed_cell_shows_its_last_error_line_until_it_succeeds(tmp_path, dat
     cell = CELLS[0]
     out = planned(tmp_path, data_dir, [cell])
     _, bench = planned_benchmark(out, "inline", "cpu", 1, log=lambda line: None)
-    monkeypatch.setattr(bench, "run", lambda cell: (_ for _ in ()).throw(RuntimeError("CUDA out of memory\nTried 2 GiB")))
+    monkeypatch.setattr(bench, "run_seeds", lambda cells: (_ for _ in ()).throw(RuntimeError("CUDA out of memory\nTried 2 GiB")))
     with pytest.raises(RuntimeError):
         attempt(bench, cell)
     row = status_rows(out)[0]

@@ -1,7 +1,8 @@
 """Who runs the cells of a planned grid: this process (inline), a pool of worker processes on
 this machine (local), or Slurm array tasks (tagmodels.benchmark.slurm).
 
-Every executor runs a cell through :func:`attempt`, which takes the cell's lock without
+Every executor runs cells through :func:`attempt_seeds` (the inline one the seeds of a cell as
+one population, the pool and Slurm one cell per task), which takes each cell's lock without
 waiting (tagmodels.benchmark.locks): a cell that another process is running is passed over,
 so two commands on one directory never run a cell twice, and a cell whose process died
 (killed, preempted) is free again and resumes from its last checkpoint when a grid is run
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from contextlib import ExitStack
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -99,22 +101,59 @@ def last_line(err: BaseException) -> str:
 
 def attempt(bench: Benchmark, cell: Cell) -> Outcome:
     """Run ``cell`` unless it is done or another process runs it (see the module's note)."""
-    if bench.result_path(cell).exists():
-        return Outcome(cell, "skipped", read_result(bench.result_path(cell)))
-    lock = cell_lock(bench.out, cell)
-    with claim(lock, bench.executor) as mine:
-        if not mine:
-            return Outcome(cell, "elsewhere", detail=describe_holder(holder(lock)))
-        try:
-            result, ran = bench.run(cell)
-        except Exception as err:
-            stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            write_json(error_record(bench.out, cell), {"error": last_line(err), "where": bench.executor, "at": stamp})
-            raise
-        finally:  # a pool worker lives on: give up the run directory's own lock (tagdata.locking)
-            RunDir(bench.result_path(cell).parent).release()
-        error_record(bench.out, cell).unlink(missing_ok=True)
-    return Outcome(cell, "ran" if ran else "skipped", result)
+    (outcome,) = attempt_seeds(bench, [cell])
+    return outcome
+
+
+def attempt_seeds(bench: Benchmark, cells: list[Cell]) -> list[Outcome]:
+    """Cells that differ only in their seed: those done are skipped, those another process
+    holds are left to it, and the rest train as one population (Benchmark.run_seeds). A member
+    that diverged gets its error record after the others' results are written, then its
+    error is raised, as a single cell's is."""
+    outcomes: dict[Cell, Outcome] = {}
+    with ExitStack() as locks:
+        mine = []
+        for cell in cells:
+            if bench.result_path(cell).exists():
+                outcomes[cell] = Outcome(cell, "skipped", read_result(bench.result_path(cell)))
+            elif locks.enter_context(claim(cell_lock(bench.out, cell), bench.executor)):
+                mine.append(cell)
+            else:
+                outcomes[cell] = Outcome(cell, "elsewhere", detail=describe_holder(holder(cell_lock(bench.out, cell))))
+        if mine:
+            try:
+                results = bench.run_seeds(mine)
+            except Exception as err:
+                for cell in mine:
+                    _record_error(bench, cell, err)
+                raise
+            finally:  # a pool worker lives on: give up the run directories' own locks (tagdata.locking)
+                for cell in mine:
+                    RunDir(bench.result_path(cell).parent).release()
+            diverged = [(cell, result) for cell, result in zip(mine, results) if isinstance(result, Exception)]
+            for cell, result in zip(mine, results):
+                if isinstance(result, Exception):
+                    _record_error(bench, cell, result)
+                else:
+                    error_record(bench.out, cell).unlink(missing_ok=True)
+                    outcomes[cell] = Outcome(cell, "ran", result)
+            if diverged:
+                raise diverged[0][1]
+    return [outcomes[cell] for cell in cells]
+
+
+def _record_error(bench: Benchmark, cell: Cell, err: BaseException) -> None:
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_json(error_record(bench.out, cell), {"error": last_line(err), "where": bench.executor, "at": stamp})
+
+
+def populations(cells: list[Cell]) -> list[list[Cell]]:
+    """``cells`` grouped into the populations they train as: the seeds of one (method, dataset,
+    label budget, pixel order), in the order each group first appears."""
+    groups: dict[tuple[str, str, str, bool], list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.method, cell.dataset, cell.labels, cell.permuted), []).append(cell)
+    return list(groups.values())
 
 
 def render_table(out: Path, scale: Scale) -> Path:
@@ -151,14 +190,15 @@ def run_planned_cell(out: Path | str, index: int, executor: str, device: str | N
 
 
 def run_inline(bench: Benchmark, cells: list[Cell], log: Callable[[str], None] = print) -> list[Outcome]:
-    """Every cell in this process, one after another, re-rendering table.md after each."""
-    outcomes = []
-    for number, cell in enumerate(cells, start=1):
-        outcome = attempt(bench, cell)
-        log(f"[{number}/{len(cells)}] {cell.name}: {outcome.line()}")
-        outcomes.append(outcome)
+    """Every cell in this process, the seeds of each (method, dataset, budget, pixel order) as
+    one population, re-rendering table.md after each population."""
+    outcomes: dict[Cell, Outcome] = {}
+    for group in populations(cells):
+        for cell, outcome in zip(group, attempt_seeds(bench, group)):
+            outcomes[cell] = outcome
+            log(f"[{len(outcomes)}/{len(cells)}] {cell.name}: {outcome.line()}")
         render_table(bench.out, bench.scale)
-    return outcomes
+    return [outcomes[cell] for cell in cells]
 
 
 # ---------------------------------------------------------------------------- local pool

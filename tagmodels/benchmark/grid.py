@@ -48,7 +48,8 @@ from tagmodels.training.classification import (
 )
 from tagmodels.training.data import SplitTensors, load_split
 from tagmodels.training.grouping import new_run_config, train_tagger
-from tagmodels.training.loop import Schedule, fit, training_seconds
+from tagmodels.training.divergence import TrainingDiverged
+from tagmodels.training.loop import Member, Schedule, fit_population, training_seconds
 from tagmodels.training.runs import RunDir, provenance, read_json, write_json
 
 RESULT = "result.json"
@@ -257,63 +258,82 @@ class Benchmark:
         path = self.result_path(cell)
         if path.exists():
             return read_result(path), False
+        (outcome,) = self.run_seeds([cell])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome, True
+
+    def run_seeds(self, cells: list[Cell]) -> list[dict[str, Any] | TrainingDiverged]:
+        """Cells that differ only in their seed, none done yet, trained as one population
+        (tagmodels.training.loop.fit_population: batched on a GPU, one member after another on
+        a CPU, each member's trajectory that of its cell alone). Each cell's result, or the
+        divergence that stopped it while the others went on."""
+        if len({(cell.method, cell.dataset, cell.labels, cell.permuted) for cell in cells}) != 1:
+            raise ValueError("a population's cells differ only in their seed")
         started = time.perf_counter()
         reset_peak_memory(self.device)
-        settings = self.scale.settings(cell.method, cell.labels)
-        splits = self.splits(cell.dataset)
-        if cell.permuted:
-            splits = splits.permuted(cell.seed)
-        run = RunDir(path.parent)
-        identity = {
-            "cell": asdict(cell), "scale": self.scale.name, "settings": settings,
-            "execution": {"precision": self.precision, "compile": self.compile},
-        }
-        resumed = self._open_run(run, identity, splits)
-
-        unsupervised = None
-        tagger = None
-        if cell.method == "tagger":
-            tagger, unsupervised = self._unsupervised_tagger(cell, splits)
-        torch.manual_seed(cell.seed)
-        model = build_classifier(cell.method, settings, splits.train, tagger).to(self.device)
-        labelled = labelled_subset(splits.train.labels, cell.labels, cell.seed)
-        objective = ClassificationObjective(model, splits.train, labelled, splits.valid, settings["batch_size"])
-        schedule = Schedule(
-            settings["epochs"], settings["lr"], settings["batch_size"], cell.seed, settings.get("lr_decay_from")
+        method, labels = cells[0].method, cells[0].labels
+        settings = self.scale.settings(method, labels)
+        members, prepared = [], []
+        for cell in cells:
+            splits = self.splits(cell.dataset)
+            if cell.permuted:
+                splits = splits.permuted(cell.seed)
+            run = RunDir(self.result_path(cell).parent)
+            identity = {
+                "cell": asdict(cell), "scale": self.scale.name, "settings": settings,
+                "execution": {"precision": self.precision, "compile": self.compile},
+            }
+            resumed = self._open_run(run, identity, splits)
+            tagger, unsupervised = self._unsupervised_tagger(cell, splits) if method == "tagger" else (None, None)
+            torch.manual_seed(cell.seed)
+            model = build_classifier(method, settings, splits.train, tagger).to(self.device)
+            labelled = labelled_subset(splits.train.labels, labels, cell.seed)
+            objective = ClassificationObjective(model, splits.train, labelled, splits.valid, settings["batch_size"])
+            schedule = Schedule(
+                settings["epochs"], settings["lr"], settings["batch_size"], cell.seed, settings.get("lr_decay_from")
+            )
+            members.append(Member(objective, schedule, run))
+            prepared.append((cell, splits, labelled, resumed, unsupervised, identity))
+        trained = fit_population(
+            members, members[0].objective.n_train, resume=True, progress=self.progress, precision=self.precision,
+            compile=self.compile, adapt_threads=self.adapt_threads,
         )
-        history = fit(
-            objective, objective.n_train, schedule, run, resume=True, progress=self.progress,
-            precision=self.precision, compile=self.compile, adapt_threads=self.adapt_threads,
-        )
-
-        evaluated = time.perf_counter()
-        error = classification_error(model, splits.test, settings["batch_size"])
-        now = time.perf_counter()
-        result = {
-            **identity["cell"],
-            "scale": self.scale.name,
-            "test_error": error,
-            "test_examples": len(splits.test),
-            "train_examples": len(splits.train),
-            "labelled_examples": len(splits.train) if labelled is None else len(labelled),
-            "epochs": len(history),
-            "resumed_at_epoch": resumed,
-            "final_valid_error": history[-1]["valid_error"] if history else None,
-            "train_seconds": training_seconds(history),
-            "eval_seconds": round(now - evaluated, 3),
-            "wall_seconds": round(now - started, 3),
-            "samples_per_second": samples_per_second(history, objective.n_train),
-            "peak_memory_mib": peak_memory_mib(self.device),
-            "executor": self.executor.get("executor"),
-            "job_id": self.executor.get("job_id"),
-            "unsupervised_phase": unsupervised,
-            "settings": settings,
-            "execution": identity["execution"],
-            "data": portable_path(splits.path),
-            **provenance(self.device, cell.seed),
-        }
-        write_json(path, result)
-        return result, True
+        outcomes: list[dict[str, Any] | TrainingDiverged] = []
+        for member, (cell, splits, labelled, resumed, unsupervised, identity), done in zip(members, prepared, trained):
+            if done.diverged is not None:
+                outcomes.append(done.diverged)
+                continue
+            evaluated = time.perf_counter()
+            error = classification_error(member.objective.model, splits.test, settings["batch_size"])
+            now = time.perf_counter()
+            result = {
+                **identity["cell"],
+                "scale": self.scale.name,
+                "test_error": error,
+                "test_examples": len(splits.test),
+                "train_examples": len(splits.train),
+                "labelled_examples": len(splits.train) if labelled is None else len(labelled),
+                "epochs": len(done.history),
+                "resumed_at_epoch": resumed,
+                "final_valid_error": done.history[-1]["valid_error"] if done.history else None,
+                "train_seconds": training_seconds(done.history),
+                "eval_seconds": round(now - evaluated, 3),
+                "wall_seconds": round(now - started, 3),
+                "samples_per_second": samples_per_second(done.history, member.objective.n_train),
+                "peak_memory_mib": peak_memory_mib(self.device),
+                "population": len(cells),  # members trained together: their seconds are the population's
+                "executor": self.executor.get("executor"),
+                "job_id": self.executor.get("job_id"),
+                "unsupervised_phase": unsupervised,
+                "settings": settings,
+                "execution": identity["execution"],
+                "data": portable_path(splits.path),
+                **provenance(self.device, cell.seed),
+            }
+            write_json(self.result_path(cell), result)
+            outcomes.append(result)
+        return outcomes
 
     def _open_run(self, run: RunDir, identity: dict[str, Any], splits: Splits) -> int:
         """Create the cell's run, or check a half-finished one; returns the epochs it already has."""

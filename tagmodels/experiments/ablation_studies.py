@@ -43,12 +43,13 @@ def texture_grouping(base: Preset) -> Variants:
     docs/textures.md leaves open: the network's width per pixel, the 2016 release's slowly annealed v and
     flat early L(m), the corruption noise, the learning rate, the number of training
     iterations and where the TAG part normalises."""
-    half = tuple(width // 2 for width in base.widths)
-    double = tuple(width * 2 for width in base.widths)
+    def scaled(factor: float) -> tuple[int, ...]:
+        return tuple(int(width * factor) for width in base.widths)
+
     return {
         "base": {},
-        "width-half": {"widths": half},
-        "width-double": {"widths": double},
+        "width-half": {"widths": scaled(1 / 2)},
+        "width-double": {"widths": scaled(2)},
         "release-variance": {"variance_map": "exp-asinh", "initial_variance": RELEASE_INITIAL_VARIANCE,
                              "likelihood_variance": "v-squared"},
         "noise-0.1": {"noise": 0.1},
@@ -56,6 +57,8 @@ def texture_grouping(base: Preset) -> Variants:
         "lr-half": {"lr": base.lr / 2},
         "iterations-5": {"iterations": 5},
         "tag-norm-batch": {"tag_norm": "batch"},
+        "width-quarter": {"widths": scaled(1 / 4)},
+        "width-eighth": {"widths": scaled(1 / 8)},
     }
 
 

@@ -28,7 +28,7 @@ import torch
 import tagdata
 from tagdata.atomic import atomic_write
 from tagdata.errors import UserError
-from tagmodels.benchmark.executors import attempt, planned_benchmark, render_table
+from tagmodels.benchmark.executors import attempt_seeds, planned_benchmark, render_table
 from tagmodels.benchmark.grid import Benchmark
 from tagmodels.benchmark.plan import Plan, extend_plan
 from tagmodels.benchmark.table import load_results
@@ -148,15 +148,13 @@ class Reproduction:
         return self._bench
 
     def train_seeds(self, unit: Unit, seeds: list[int]) -> list[dict[str, Any]]:
-        """Every seed of one configuration. Table 1's seeds train as one population; Table 2's
-        cells still run one seed after another through the grid (its cells are the unit of
-        its executors and locks)."""
+        """Every seed of one configuration, as one population: Table 1's runs, or a Table 2
+        cell's seeds through the grid (its locks and records per cell)."""
         if unit.cell is None:
             return self.table1_runs(unit, seeds)
         bench = self.benchmark()
         results = []
-        for seed in seeds:
-            outcome = attempt(bench, unit.seed_cell(seed))
+        for seed, outcome in zip(seeds, attempt_seeds(bench, [unit.seed_cell(seed) for seed in seeds])):
             if outcome.state == "elsewhere":
                 raise UserError(f"{unit.run_name(seed)} is being run by another process ({outcome.detail})")
             results.append(outcome.result or {})
