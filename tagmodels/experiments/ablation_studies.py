@@ -42,7 +42,7 @@ def texture_grouping(base: Preset) -> Variants:
     """What might decide whether a second group takes the digit on TextureMNIST1, the question
     docs/textures.md leaves open: the network's width per pixel, the 2016 release's slowly annealed v and
     flat early L(m), the corruption noise, the learning rate, the number of training
-    iterations and where the TAG part normalises."""
+    iterations, where the TAG part normalises, and excess groups."""
     def scaled(factor: float) -> tuple[int, ...]:
         return tuple(int(width * factor) for width in base.widths)
 
@@ -59,6 +59,9 @@ def texture_grouping(base: Preset) -> Variants:
         "tag-norm-batch": {"tag_norm": "batch"},
         "width-quarter": {"widths": scaled(1 / 4)},
         "width-eighth": {"widths": scaled(1 / 8)},
+        # Section 3.2: an excess group "seems to speed up the learning process".
+        "groups-3": {"groups": 3},
+        "groups-4": {"groups": 4},
     }
 
 
