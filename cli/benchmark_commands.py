@@ -44,7 +44,7 @@ def _expand(value: str, names: tuple[str, ...]) -> list[str]:
 @click.option("--tagger-supervised", type=click.Choice(list(TAGGER_SUPERVISED)), default="runner", show_default=True,
               help="FC Tagger's supervised phase: the 2016 release's runner (class weight 0.1, noise 0.18, lr 0.0002) "
                    "or its pretrained model's (0.05, 0.15, 0.0005); the cpu scale keeps its lr 0.001")
-@click.option("--ladder-weights", type=click.Choice(LADDER_WEIGHTS), default="few-labels", show_default=True,
+@click.option("--ladder-weights", type=click.Choice(LADDER_WEIGHTS), default="per-budget", show_default=True,
               help="FC Ladder denoising weights: Rasmus et al.'s few-label ones (1000, 10, 0.1, ...) for both budgets, "
                    "or per budget (all labels: 1000, 1, 0.01, ...)")
 @click.option("--ladder-normalise-reconstruction", is_flag=True,

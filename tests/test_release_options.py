@@ -220,9 +220,11 @@ def tiny_split(n: int = 8, side: int = 6) -> SplitTensors:
 def test_ladder_weights_per_budget_and_normalised_reconstruction_reach_the_fc_ladder():
     paper = get_scale("paper")
     few, all_labels = [1000.0, 10.0, 0.1, 0.1, 0.1, 0.1, 0.1], [1000.0, 1.0, 0.01, 0.01, 0.01, 0.01, 0.01]
-    assert [paper.settings("fc-ladder", b)["denoising_weights"] for b in ("50000", "1000")] == [few, few]
+    assert [paper.settings("fc-ladder", b)["denoising_weights"] for b in ("50000", "1000")] == [all_labels, few]
     assert paper.settings("fc-ladder", "50000")["normalise_reconstruction"] is False
-    chosen = paper.with_choices(Choices(ladder_weights="per-budget", ladder_normalise_reconstruction=True))
+    few_labels = paper.with_choices(Choices(ladder_weights="few-labels"))
+    assert [few_labels.settings("fc-ladder", b)["denoising_weights"] for b in ("50000", "1000")] == [few, few]
+    chosen = paper.with_choices(Choices(ladder_normalise_reconstruction=True))
     assert [chosen.settings("fc-ladder", b)["denoising_weights"] for b in ("50000", "1000")] == [all_labels, few]
     settings = {**chosen.settings("fc-ladder", "50000"), "widths": [12, 10, 8, 8, 6]}
     model = build_classifier("fc-ladder", settings, tiny_split())
@@ -244,9 +246,9 @@ def test_a_benchmark_directory_holds_one_set_of_choices(tmp_path):
     out = tmp_path / "bench"
     Benchmark(out, get_scale("quick"), torch.device("cpu")).open()
     assert json.loads((out / "benchmark.json").read_text())["choices"] == Choices().to_dict()
-    result = invoke("benchmark", "--out", out, "--scale", "quick", "--ladder-weights", "per-budget", "--quiet")
+    result = invoke("benchmark", "--out", out, "--scale", "quick", "--ladder-weights", "few-labels", "--quiet")
     assert result.exit_code == 1
-    assert "other choices (the defaults); use another --out for ladder_weights per-budget" in result.output
+    assert "other choices (the defaults); use another --out for ladder_weights few-labels" in result.output
     with pytest.raises(UserError, match="unknown Ladder weights"):
         Choices(ladder_weights="all")
     (out / "benchmark.json").write_text(json.dumps({"scale": "quick", "choices": {"ladder": 1}}))
