@@ -19,6 +19,7 @@ from test_benchmark import bench_dir, data_dir, decaying_scale, tiny_scale  # no
 from tagdata.errors import UserError
 from tagmodels.benchmark.executors import (
     attempt,
+    attempt_seeds,
     cell_lock,
     dispatchable,
     planned_benchmark,
@@ -181,6 +182,18 @@ def test_the_seeds_of_a_cell_train_as_one_population_that_gives_each_cells_own_f
         assert {k: a[k] for k in FIGURES} == {k: b[k] for k in FIGURES}, cell.name
         assert (a["population"], b["population"]) == (3, 1)
     assert len({result(together, cell)["test_error"] for cell in seeds} | {-1.0}) > 2  # the seeds differ
+
+
+def test_a_deadline_leaves_the_seeds_unfinished_and_the_next_command_finishes_them(tmp_path, data_dir):
+    seeds = [Cell("fc-mlp", "texture-mnist1", "50000", seed) for seed in range(2)]
+    out = planned(tmp_path, data_dir, seeds, tiny_scale(epochs=2))
+    _, bench = planned_benchmark(out, "inline", "cpu", 1, log=lambda line: None)
+    outcomes = attempt_seeds(bench, seeds, deadline=0.0)
+    assert [outcome.state for outcome in outcomes] == ["unfinished"] * 2 and "resumes" in outcomes[0].line()
+    assert not list(out.glob("runs/*/result.json"))
+    assert [len((out / "runs" / cell.name / "metrics.jsonl").read_text().splitlines()) for cell in seeds] == [1, 1]
+    assert [outcome.state for outcome in attempt_seeds(bench, seeds)] == ["ran"] * 2
+    assert [result(out, cell)["resumed_at_epoch"] for cell in seeds] == [1, 1]
 
 
 def test_a_diverging_seed_is_recorded_while_the_others_finish(tmp_path, data_dir, monkeypatch):

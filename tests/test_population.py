@@ -166,6 +166,20 @@ def test_a_killed_population_resumes_to_the_uninterrupted_parameters(kill, saved
             assert_same_run(got, expected)
 
 
+def test_a_deadline_stops_every_member_at_a_checkpoint_from_which_it_resumes_exactly(tmp_path):
+    kind = case("fc-mlp-1000-labels")
+    whole = [member(kind, seed, tmp_path / "whole", epochs=3) for seed in SEEDS]
+    fit_population(whole, n_train(whole[0]), progress=False)
+    cut = [member(kind, seed, tmp_path / "cut", epochs=3) for seed in SEEDS]
+    outcomes = fit_population(cut, n_train(cut[0]), progress=False, deadline=0.0)  # long past: one epoch
+    assert [(len(outcome.history), outcome.cut) for outcome in outcomes] == [(1, True)] * 3
+    resumed = [member(kind, seed, tmp_path / "cut", epochs=3) for seed in SEEDS]
+    outcomes = fit_population(resumed, n_train(resumed[0]), resume=True, progress=False)
+    assert [(len(outcome.history), outcome.cut) for outcome in outcomes] == [(3, False)] * 3
+    for one, expected in zip(resumed, whole):
+        assert all(torch.equal(state(one)[key], state(expected)[key]) for key in state(expected))
+
+
 def test_a_diverging_member_stops_alone_and_the_others_train_as_if_it_were_not_there(tmp_path):
     kind = case("fc-ladder-all-labels")
     population = [member(kind, seed, tmp_path / "population", epochs=3) for seed in SEEDS]

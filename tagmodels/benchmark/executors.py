@@ -46,7 +46,8 @@ from tagmodels.training.threads import usable_cores
 @dataclass(frozen=True)
 class Outcome:
     """What became of one cell: "ran" now, "skipped" (done before), "elsewhere" (another
-    process holds it) or "failed"; ``detail`` says where it runs or what went wrong."""
+    process holds it), "unfinished" (a deadline stopped it) or "failed"; ``detail`` says
+    where it runs, why it stopped or what went wrong."""
 
     cell: Cell
     state: str
@@ -61,6 +62,8 @@ class Outcome:
             return f"{self.result['test_error']:.2f} % test error (done before, skipped)"
         if self.state == "elsewhere":
             return f"running elsewhere ({self.detail}), passed over"
+        if self.state == "unfinished":
+            return f"unfinished: {self.detail}"
         return f"FAILED: {self.detail}"
 
 
@@ -105,11 +108,12 @@ def attempt(bench: Benchmark, cell: Cell) -> Outcome:
     return outcome
 
 
-def attempt_seeds(bench: Benchmark, cells: list[Cell]) -> list[Outcome]:
+def attempt_seeds(bench: Benchmark, cells: list[Cell], deadline: float | None = None) -> list[Outcome]:
     """Cells that differ only in their seed: those done are skipped, those another process
-    holds are left to it, and the rest train as one population (Benchmark.run_seeds). A member
-    that diverged gets its error record after the others' results are written, then its
-    error is raised, as a single cell's is."""
+    holds are left to it, and the rest train as one population (Benchmark.run_seeds) until
+    ``deadline`` at most ("unfinished": they resume). A member that diverged gets its error
+    record after the others' results are written, then its error is raised, as a single
+    cell's is."""
     outcomes: dict[Cell, Outcome] = {}
     with ExitStack() as locks:
         mine = []
@@ -122,7 +126,7 @@ def attempt_seeds(bench: Benchmark, cells: list[Cell]) -> list[Outcome]:
                 outcomes[cell] = Outcome(cell, "elsewhere", detail=describe_holder(holder(cell_lock(bench.out, cell))))
         if mine:
             try:
-                results = bench.run_seeds(mine)
+                results = bench.run_seeds(mine, deadline)
             except Exception as err:
                 for cell in mine:
                     _record_error(bench, cell, err)
@@ -134,6 +138,8 @@ def attempt_seeds(bench: Benchmark, cells: list[Cell]) -> list[Outcome]:
             for cell, result in zip(mine, results):
                 if isinstance(result, Exception):
                     _record_error(bench, cell, result)
+                elif result is None:
+                    outcomes[cell] = Outcome(cell, "unfinished", detail="stopped at the deadline; it resumes")
                 else:
                     error_record(bench.out, cell).unlink(missing_ok=True)
                     outcomes[cell] = Outcome(cell, "ran", result)

@@ -261,13 +261,17 @@ class Benchmark:
         (outcome,) = self.run_seeds([cell])
         if isinstance(outcome, Exception):
             raise outcome
+        assert outcome is not None, "no deadline, so the cell ran to its end"
         return outcome, True
 
-    def run_seeds(self, cells: list[Cell]) -> list[dict[str, Any] | TrainingDiverged]:
+    def run_seeds(
+        self, cells: list[Cell], deadline: float | None = None
+    ) -> list[dict[str, Any] | TrainingDiverged | None]:
         """Cells that differ only in their seed, none done yet, trained as one population
         (tagmodels.training.loop.fit_population: batched on a GPU, one member after another on
-        a CPU, each member's trajectory that of its cell alone). Each cell's result, or the
-        divergence that stopped it while the others went on."""
+        a CPU, each member's trajectory that of its cell alone). Each cell's result, the
+        divergence that stopped it while the others went on, or None where ``deadline``
+        stopped it before its last epoch (it resumes next time)."""
         if len({(cell.method, cell.dataset, cell.labels, cell.permuted) for cell in cells}) != 1:
             raise ValueError("a population's cells differ only in their seed")
         started = time.perf_counter()
@@ -297,11 +301,11 @@ class Benchmark:
             prepared.append((cell, splits, labelled, resumed, unsupervised, identity))
         trained = fit_population(
             members, members[0].objective.n_train, resume=True, progress=self.progress, precision=self.precision,
-            compile=self.compile, adapt_threads=self.adapt_threads,
+            compile=self.compile, adapt_threads=self.adapt_threads, deadline=deadline,
         )
-        outcomes: list[dict[str, Any] | TrainingDiverged] = []
+        outcomes: list[dict[str, Any] | TrainingDiverged | None] = []
         for member, (cell, splits, labelled, resumed, unsupervised, identity), done in zip(members, prepared, trained):
-            if done.diverged is not None:
+            if done.diverged is not None or done.cut:
                 outcomes.append(done.diverged)
                 continue
             evaluated = time.perf_counter()

@@ -13,7 +13,9 @@ Layout of the output folder:
                                         run now, skipped by the budget, or left unfinished
 
 A run whose result exists is kept; a run with a checkpoint resumes from it. The budget
-decides which runs start: a run starts only while its estimate fits in what is left.
+decides which runs start: a run starts only while its estimate fits in what is left; and
+it stops the training that is under way after the epoch that ends past it (such runs are
+"unfinished" and resume on the next command).
 """
 
 from __future__ import annotations
@@ -105,9 +107,10 @@ class Reproduction:
             tagdata.make_dataset(spec, path)
         return path
 
-    def table1_runs(self, unit: Unit, seeds: list[int]) -> list[dict[str, Any]]:
-        """Train (or resume) a Table 1 unit's seeds as one population, then write each run's
-        Table 1a record. A seed that diverged is reported and left without a record."""
+    def table1_runs(self, unit: Unit, seeds: list[int], deadline: float | None = None) -> list[int]:
+        """Train (or resume) a Table 1 unit's seeds as one population until ``deadline`` at
+        most, then write each finished run's Table 1a record; returns the seeds finished. A
+        seed that diverged is reported and left without a record."""
         runs, configs = [], []
         for seed in seeds:
             run = RunDir(self.run_dir(unit, seed))
@@ -123,20 +126,22 @@ class Reproduction:
             configs.append(config)
         try:
             trained = train_taggers(runs, configs, self.device, resume=True, progress=self.progress,
-                                    adapt_threads=self.threads in (None, "auto"))
+                                    adapt_threads=self.threads in (None, "auto"), deadline=deadline)
         finally:
             for run in runs:
                 run.release()
-        records = []
+        finished = []
         for seed, run, (_, outcome) in zip(seeds, runs, trained):
             if outcome.diverged is not None:
                 self.log(f"{unit.run_name(seed)}: {outcome.diverged}")
                 continue
+            if outcome.cut:
+                continue
             record = evaluate_run(str(run.path), self.device, iterations=EVAL_ITERATIONS).record
             self.evaluation_path(unit.run_name(seed)).parent.mkdir(parents=True, exist_ok=True)
             write_json(self.evaluation_path(unit.run_name(seed)), record)
-            records.append(record)
-        return records
+            finished.append(seed)
+        return finished
 
     # ------------------------------------------------------------------ the seam
 
@@ -147,19 +152,21 @@ class Reproduction:
                                                progress=self.progress, log=self.log)
         return self._bench
 
-    def train_seeds(self, unit: Unit, seeds: list[int]) -> list[dict[str, Any]]:
-        """Every seed of one configuration, as one population: Table 1's runs, or a Table 2
-        cell's seeds through the grid (its locks and records per cell)."""
+    def train_seeds(self, unit: Unit, seeds: list[int], deadline: float | None = None) -> list[int]:
+        """Every seed of one configuration, as one population until ``deadline`` at most:
+        Table 1's runs, or a Table 2 cell's seeds through the grid (its locks and records per
+        cell). Returns the seeds that finished."""
         if unit.cell is None:
-            return self.table1_runs(unit, seeds)
+            return self.table1_runs(unit, seeds, deadline)
         bench = self.benchmark()
-        results = []
-        for seed, outcome in zip(seeds, attempt_seeds(bench, [unit.seed_cell(seed) for seed in seeds])):
+        finished = []
+        for seed, outcome in zip(seeds, attempt_seeds(bench, [unit.seed_cell(seed) for seed in seeds], deadline)):
             if outcome.state == "elsewhere":
                 raise UserError(f"{unit.run_name(seed)} is being run by another process ({outcome.detail})")
-            results.append(outcome.result or {})
+            if outcome.state in ("ran", "skipped"):
+                finished.append(seed)
         render_table(bench.out, bench.scale)
-        return results
+        return finished
 
     # ------------------------------------------------------------------ the whole
 
@@ -198,9 +205,9 @@ class Reproduction:
                 self.outcomes[run.name] = "unfinished (resumes)" if self.started(unit, run.seed) else "skipped (budget)"
             if seeds:
                 self.log(f"{unit.label()}: seeds {seeds} (about {spent:.0f} s estimated)")
-                self.train_seeds(unit, seeds)
+                finished = self.train_seeds(unit, seeds, deadline=started + budget)
                 for seed in seeds:
-                    self.outcomes[unit.run_name(seed)] = "ran"
+                    self.outcomes[unit.run_name(seed)] = "ran" if seed in finished else "unfinished (resumes)"
 
     def write_tables(self) -> list[str]:
         """table1.md and table2.md from every result so far; the names of those written."""

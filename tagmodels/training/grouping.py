@@ -163,12 +163,14 @@ def train_taggers(
     progress: bool,
     splits: tuple[SplitTensors, SplitTensors] | None = None,
     adapt_threads: bool = False,
+    deadline: float | None = None,
 ) -> list[tuple[Tagger, Trained]]:
     """Train (or continue) the runs ``configs`` describe as one population (their seeds and
     learning rates may differ, nothing else); returns each member's model and outcome.
 
     The data are read once from the configs' file unless ``splits`` gives (train, valid)
-    already loaded (the benchmark passes pixel-permuted ones).
+    already loaded (the benchmark passes pixel-permuted ones). ``deadline``: as
+    :func:`tagmodels.training.loop.fit_population`.
     """
     shared = population_settings(configs[0])
     if any(population_settings(config) != shared for config in configs[1:]):
@@ -193,7 +195,7 @@ def train_taggers(
         members.append(Member(objective, schedule, run))
     trained = fit_population(
         members, len(train), resume=resume, progress=progress, precision=training["precision"],
-        compile=training["compile"], keep_best=BEST, adapt_threads=adapt_threads,
+        compile=training["compile"], keep_best=BEST, adapt_threads=adapt_threads, deadline=deadline,
     )
     return [(member.objective.model, outcome) for member, outcome in zip(members, trained)]
 

@@ -8,6 +8,8 @@ run never interrupted (on the same device with the same thread count: the order 
 floating-point sums depends on both). Nothing is read back from the device inside an epoch;
 at its end, a member whose cost was non-finite in any step stops, keeping its last good
 checkpoint, while the others train on; the best epoch by a validation figure is kept as best.pt.
+A deadline (a time budget) stops the population after the epoch in which it passes, every
+member at a checkpoint from which it resumes.
 """
 
 from __future__ import annotations
@@ -71,10 +73,12 @@ class Member:
 
 @dataclass
 class Trained:
-    """A member's outcome: its history, and the divergence that stopped it early, if any."""
+    """A member's outcome: its history, the divergence that stopped it early, if any, and
+    whether a deadline stopped it before its last epoch (it resumes from its checkpoint)."""
 
     history: list[dict[str, Any]]
     diverged: TrainingDiverged | None = None
+    cut: bool = False
 
 
 @dataclass
@@ -177,6 +181,7 @@ def fit_population(
     keep_best: Selection | None = None,
     adapt_threads: bool = False,
     batched: bool | None = None,
+    deadline: float | None = None,
 ) -> list[Trained]:
     """Train every member for its ``schedule.epochs`` epochs on ``n_train`` examples as one
     batched computation, writing each member's metrics and checkpoint after each epoch (and
@@ -190,7 +195,8 @@ def fit_population(
     checkpoints load either way). ``adapt_threads`` lets a CPU run follow the cores other
     processes leave free (:class:`tagmodels.training.threads.CoreShare`). ``batched`` chooses
     between one batched computation of all members and one member after another; None: as
-    :func:`tagmodels.training.step.batched_on` says for the device.
+    :func:`tagmodels.training.step.batched_on` says for the device. ``deadline`` (a
+    ``time.perf_counter()`` value) stops the population after the epoch that ends past it.
     """
     _check_population(members, compile)
     device = next(members[0].objective.model.parameters()).device
@@ -227,10 +233,13 @@ def fit_population(
         for state in finished:
             state.save(keep_best)
             report.epoch_done(state.history[-1], state.member.run.path.name if len(states) > 1 else None)
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
     for state in states:
         assert state.logs is not None
         state.logs.close()
-    return [Trained(state.history, state.diverged) for state in states]
+    return [Trained(state.history, state.diverged, state.diverged is None and len(state.history) < epochs)
+            for state in states]
 
 
 def fit(objective: Objective, n_train: int, schedule: Schedule, run: RunDir, **options: Any) -> list[dict[str, Any]]:
