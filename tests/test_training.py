@@ -292,7 +292,7 @@ def test_a_study_sets_each_variants_change_on_its_runs_and_reports_the_spread(tr
 def test_the_texture_study_trains_k_groups_and_keeps_each_variants_validation_ami_per_epoch(texture_file, tmp_path):
     out = tmp_path / "study"
     result = invoke("ablation", "--data", str(texture_file), "--out", str(out), "--study", "texture-grouping",
-                    "--only", "base,release-variance,iterations-5,width-half", "--preset", "texture-cpu",
+                    "--only", "base,release-variance,iterations-5,width-half,groups-4", "--preset", "texture-cpu",
                     "--groups", "2", "--epochs", "2", "--split", "valid", "--iterations", "2", "--device", "cpu",
                     "--json", str(tmp_path / "t.json"), "--png", str(tmp_path / "t.png"))
     assert result.exit_code == 0, result.output
@@ -303,6 +303,7 @@ def test_the_texture_study_trains_k_groups_and_keeps_each_variants_validation_am
     assert {config(name)["training"]["groups"] for name in ("base", "release-variance", "iterations-5")} == {2}
     assert config("iterations-5")["training"]["iterations"] == 5 and config("base")["training"]["iterations"] == 3
     assert config("width-half")["tagger"]["widths"] == [400, 200, 100]
+    assert config("groups-4")["training"]["groups"] == 4  # the variant's K over --groups
     release = config("release-variance")["tagger"]
     assert (release["variance_map"], release["likelihood_variance"]) == ("exp-asinh", "v-squared")
     report = json.loads((tmp_path / "t.json").read_text())

@@ -44,10 +44,10 @@ def _variant_config(
     preset: str, data: str, seed: int, device: torch.device, precision: str, overrides: dict[str, Any],
     variant: dict[str, Any],
 ) -> dict[str, Any]:
-    """config.json of one seed of a variant: its preset fields among the overrides, the rest
-    set on the model (TaggerConfig)."""
-    config = new_run_config(preset, data, seed, device, precision, **overrides,
-                            **{k: v for k, v in variant.items() if k in PRESET_FIELDS})
+    """config.json of one seed of a variant: its preset fields over the command line's
+    overrides, the rest set on the model (TaggerConfig)."""
+    config = new_run_config(preset, data, seed, device, precision,
+                            **{**overrides, **{k: v for k, v in variant.items() if k in PRESET_FIELDS}})
     config["tagger"].update({k: v for k, v in variant.items() if k not in PRESET_FIELDS})
     return config
 
