@@ -213,23 +213,28 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
 @click.option("--groups", type=int, callback=positive, help="default: the training K")
 @click.option("--limit", type=int, callback=positive, help="evaluate only the first N examples (of each split)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial m and the corruption")
+@click.option("--initial-m", type=click.Choice(["random", "oracle"]), default="random", show_default=True,
+              help="m^0: the paper's random draw, or oracle: the true grouping (layer l to group l), a diagnostic "
+                   "of whether the model keeps a correct grouping and explains the input better with it")
 @click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True, help=CHECKPOINT_HELP)
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
               help="write the table as JSON here")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, seed, checkpoint, device, json_out, quiet):
+def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, seed, initial_m, checkpoint, device,
+             json_out, quiet):
     """Per-iteration AMI, ARI, FG-ARI, mSC and denoising cost (the paper's Table 1a)."""
     from tagmodels.device import resolve_device
     from tagmodels.training.evaluate_run import evaluate_run
     from tagmodels.training.runs import write_json
 
     evaluation = evaluate_run(run_dir, resolve_device(device), data_path, split, cost_split, iterations, groups, limit,
-                              seed, checkpoint, progress=not quiet)
+                              seed, checkpoint, progress=not quiet, initial_m=initial_m)
     result, rows = evaluation.record, evaluation.record["iterations"]
     click.echo(f"{run_dir} ({checkpoint} checkpoint, epoch {result['checkpoint_epoch']})  AMI on {result['split']} "
                f"({result['examples']} examples), cost on {result['denoising_cost_split']} "
-               f"({result['denoising_cost_examples']}), K={result['groups']} groups")
+               f"({result['denoising_cost_examples']}), K={result['groups']} groups"
+               + (", m^0 = the true grouping" if initial_m == "oracle" else ""))
     click.echo(f"{'iteration':>9} {'AMI':>7} {'ARI':>7} {'FG-ARI':>7} {'mSC':>7} {'cost':>8}")
     for row in rows:
         click.echo(f"{row['iteration']:>9} {row['ami']:7.3f} {row['ari']:7.3f} {row['fg_ari']:7.3f} {row['msc']:7.3f} "

@@ -13,6 +13,7 @@ from tagmodels.tagger.evaluation import (
     denoising_cost_per_iteration,
     evaluate_grouping,
     grouping_per_iteration,
+    oracle_log_m0,
 )
 from tagmodels.tagger.model import Tagger, TaggerConfig
 
@@ -20,7 +21,7 @@ from tagmodels.tagger.model import Tagger, TaggerConfig
 class PerExampleCost(torch.nn.Module):
     """A stand-in Tagger whose cost is a known function of each example (its pixel mean)."""
 
-    def forward(self, x, groups, iterations, corrupt=True):
+    def forward(self, x, groups, iterations, corrupt=True, log_m0=None):
         per_example = x.mean(dim=1)
         cost = torch.stack([per_example.mean() * (i + 1) for i in range(iterations)])
         log_m = torch.log_softmax(torch.zeros(x.shape[0], groups, x.shape[1]), dim=1)
@@ -68,3 +69,26 @@ def test_the_cost_split_is_the_one_given():
     rows = evaluate_grouping(model, x, seg, 3, 2, cost_x=other)
     assert [r["denoising_cost"] for r in rows] == denoising_cost_per_iteration(model, other, 3, 2)
     assert [r["ami"] for r in rows] == [r["ami"] for r in grouping_per_iteration(model, x, seg, 3, 2)]
+
+
+def test_an_oracle_start_gives_each_layer_its_own_group_and_leaves_the_rest_uniform():
+    segmentation = torch.tensor([[0, 1, 255, 2]])
+    m = oracle_log_m0(segmentation, groups=2).exp()
+    torch.testing.assert_close(m[0].T, torch.tensor([[0.99, 0.01], [0.01, 0.99], [0.5, 0.5], [0.5, 0.5]]))
+    assert torch.allclose(oracle_log_m0(segmentation, groups=3).exp().sum(dim=1), torch.ones(1, 4))
+
+
+class KeepsItsStart(torch.nn.Module):
+    """A stand-in Tagger that returns m^0 unchanged at every iteration."""
+
+    def forward(self, x, groups, iterations, corrupt=True, log_m0=None):
+        log_m = log_m0 if log_m0 is not None else torch.log_softmax(torch.randn(x.shape[0], groups, x.shape[1]), dim=1)
+        return SimpleNamespace(cost=torch.zeros(iterations), log_m=[log_m] * iterations)
+
+
+def test_the_oracle_start_reaches_the_model_and_scores_as_the_true_grouping():
+    segmentation = torch.tensor([[0, 0, 1, 1, 1, 0, 255, 0]] * 3)
+    x = torch.rand(3, 8)
+    oracle = grouping_per_iteration(KeepsItsStart(), x, segmentation, 2, 2, log_m0=oracle_log_m0(segmentation, 2))
+    random = grouping_per_iteration(KeepsItsStart(), x, segmentation, 2, 2)
+    assert [row["ami"] for row in oracle] == [1.0, 1.0] and random[0]["ami"] < 1.0

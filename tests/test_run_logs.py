@@ -213,6 +213,16 @@ def test_evaluate_checks_its_output_before_evaluating(two_epochs, tmp_path, monk
         assert result.exit_code != 0 and message in result.output, result.output
 
 
+def test_evaluate_from_the_true_grouping_says_so(two_epochs, tmp_path):
+    output = ok("evaluate", two_epochs, "--initial-m", "oracle", "--limit", "10", "--json", tmp_path / "oracle.json")
+    assert "m^0 = the true grouping" in output
+    oracle = json.loads((tmp_path / "oracle.json").read_text())
+    ok("evaluate", two_epochs, "--limit", "10", "--json", tmp_path / "random.json")
+    random = json.loads((tmp_path / "random.json").read_text())
+    assert (oracle["initial_m"], random["initial_m"]) == ("oracle", "random")
+    assert oracle["iterations"][0]["denoising_cost"] != random["iterations"][0]["denoising_cost"]
+
+
 def test_evaluate_splits_wording_and_the_single_split(two_epochs, tmp_path):
     result = run("evaluate", two_epochs, "--split", "nope")
     assert result.exit_code == 1

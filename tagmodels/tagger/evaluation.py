@@ -27,16 +27,40 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+ORACLE_CONFIDENCE = 0.99  # m^0 of a pixel's true group in an oracle start; the rest share 0.01
+
+
+def oracle_log_m0(segmentation: torch.Tensor, groups: int) -> torch.Tensor:
+    """log m^0 (n, K, N) that hands the model the true grouping: layer l's pixels to group l
+    (nearly one-hot), unscored pixels and layers beyond K uniform. A diagnostic, not training:
+    does a trained model keep a correct grouping and explain the input better with it?"""
+    n, pixels = segmentation.shape
+    m = torch.full((n, groups, pixels), 1.0 / groups, device=segmentation.device)
+    layer = segmentation.long()
+    known = layer < groups
+    one_hot = torch.full_like(m, (1 - ORACLE_CONFIDENCE) / (groups - 1) if groups > 1 else 1.0)
+    one_hot.scatter_(1, layer.clamp(max=groups - 1).unsqueeze(1), ORACLE_CONFIDENCE if groups > 1 else 1.0)
+    m = torch.where(known.unsqueeze(1), one_hot, m)
+    return m.log()
+
+
+def _slice(log_m0: torch.Tensor | None, start: int, stop: int) -> torch.Tensor | None:
+    return None if log_m0 is None else log_m0[start:stop]
+
+
 @torch.no_grad()
 def grouping_per_iteration(
     model: Tagger, x: torch.Tensor, segmentation: torch.Tensor, groups: int, iterations: int,
     batch_size: int = 100, seed: int = 0, average_method: str = PAPER_AMI_AVERAGE,
+    log_m0: torch.Tensor | None = None,
 ) -> list[dict[str, float]]:
-    """Mean AMI, ARI, FG-ARI and mSC after each iteration, on clean input (Section 3.1)."""
+    """Mean AMI, ARI, FG-ARI and mSC after each iteration, on clean input (Section 3.1), from
+    the random m^0 or from ``log_m0`` (n, K, N) when given."""
     scores: list[dict[str, list[np.ndarray]]] = [{name: [] for name in SCORES} for _ in range(iterations)]
     with seeded(seed), _eval_mode(model):
         for start in range(0, x.shape[0], batch_size):
-            clean = model(x[start : start + batch_size], groups, iterations, corrupt=False)
+            clean = model(x[start : start + batch_size], groups, iterations, corrupt=False,
+                          log_m0=_slice(log_m0, start, start + batch_size))
             for i, log_m in enumerate(clean.log_m):
                 batch = grouping_scores(segmentation[start : start + batch_size], log_m, average_method=average_method)
                 for name in SCORES:
@@ -49,7 +73,8 @@ def grouping_per_iteration(
 
 @torch.no_grad()
 def denoising_cost_per_iteration(
-    model: Tagger, x: torch.Tensor, groups: int, iterations: int, batch_size: int = 100, seed: int = 0
+    model: Tagger, x: torch.Tensor, groups: int, iterations: int, batch_size: int = 100, seed: int = 0,
+    log_m0: torch.Tensor | None = None,
 ) -> list[float]:
     """The training cost -log q_i(x) on corrupted input after each iteration, per example and
     element: batches are weighted by their size, so the figure does not depend on batch_size."""
@@ -57,22 +82,30 @@ def denoising_cost_per_iteration(
     with seeded(seed), _eval_mode(model):
         for start in range(0, x.shape[0], batch_size):
             xb = x[start : start + batch_size]
-            total += model(xb, groups, iterations, corrupt=True).cost.double().cpu().numpy() * xb.shape[0]
+            output = model(xb, groups, iterations, corrupt=True, log_m0=_slice(log_m0, start, start + batch_size))
+            total += output.cost.double().cpu().numpy() * xb.shape[0]
     return [float(c / x.shape[0]) for c in total]
 
 
 def evaluate_grouping(
     model: Tagger, x: torch.Tensor, segmentation: torch.Tensor, groups: int, iterations: int,
     batch_size: int = 100, seed: int = 0, cost_x: torch.Tensor | None = None,
-    average_method: str = PAPER_AMI_AVERAGE,
+    average_method: str = PAPER_AMI_AVERAGE, cost_segmentation: torch.Tensor | None = None, oracle: bool = False,
 ) -> list[dict[str, float]]:
     """Table 1a's rows: AMI and ARI (clean ``x``) and the denoising cost per iteration.
 
-    The cost is measured on ``cost_x`` when given (the paper: on the validation split), else
-    on ``x``.
+    The cost is measured on ``cost_x`` (with ``cost_segmentation``) when given (the paper: on
+    the validation split), else on ``x``. ``oracle`` starts from the true grouping
+    (:func:`oracle_log_m0`) in place of the random m^0.
     """
-    rows = grouping_per_iteration(model, x, segmentation, groups, iterations, batch_size, seed, average_method)
-    costs = denoising_cost_per_iteration(model, x if cost_x is None else cost_x, groups, iterations, batch_size, seed)
+    cost_x, cost_segmentation = (x, segmentation) if cost_x is None else (cost_x, cost_segmentation)
+    start, cost_start = None, None
+    if oracle:
+        if cost_segmentation is None:
+            raise ValueError("an oracle start needs the cost split's segmentation")
+        start, cost_start = oracle_log_m0(segmentation, groups), oracle_log_m0(cost_segmentation, groups)
+    rows = grouping_per_iteration(model, x, segmentation, groups, iterations, batch_size, seed, average_method, start)
+    costs = denoising_cost_per_iteration(model, cost_x, groups, iterations, batch_size, seed, cost_start)
     return [{**row, "denoising_cost": cost} for row, cost in zip(rows, costs)]
 
 

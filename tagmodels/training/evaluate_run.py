@@ -32,13 +32,19 @@ class Evaluation:
     note: str | None
 
 
+INITIAL_M = ("random", "oracle")  # m^0: the paper's random draw, or the true grouping (a diagnostic)
+
+
 def evaluate_run(
     run_dir: str, device: torch.device, data_path: str | None = None, split: str = "test", cost_split: str = "valid",
     iterations: int | None = None, groups: int | None = None, limit: int | None = None, seed: int = 0,
-    checkpoint: str = "last", progress: bool = False,
+    checkpoint: str = "last", progress: bool = False, initial_m: str = "random",
 ) -> Evaluation:
     """AMI and ARI on clean ``split``, the denoising cost on ``cost_split`` (Section 3.1: on the
-    validation set; the AMI split when the file lacks it), per iteration."""
+    validation set; the AMI split when the file lacks it), per iteration; from the random m^0,
+    or with ``initial_m`` "oracle" from the true grouping (a diagnostic)."""
+    if initial_m not in INITIAL_M:
+        raise UserError(f"unknown initial m {initial_m!r}; choose one of {', '.join(INITIAL_M)}")
     run = RunDir(run_dir)
     loaded = load_tagger(run, device, checkpoint)
     model, config = loaded.model, loaded.config
@@ -58,7 +64,8 @@ def evaluate_run(
     # Two passes: clean input (AMI, ARI), corrupted input (the cost).
     with forward_progress(model, len(data) + len(cost_data), "evaluating", enabled=progress):
         rows = evaluate_grouping(
-            model, data.x, data.segmentation, groups, iterations, training["batch_size"], seed, cost_x=cost_data.x
+            model, data.x, data.segmentation, groups, iterations, training["batch_size"], seed, cost_x=cost_data.x,
+            cost_segmentation=cost_data.segmentation, oracle=initial_m == "oracle",
         )
     seconds = time.perf_counter() - started
     # The epoch the evaluated checkpoint holds, by its own history; the run's whole history is
@@ -80,6 +87,7 @@ def evaluate_run(
         "denoising_cost_split": cost_split,
         "denoising_cost_examples": len(cost_data),
         "groups": groups,
+        "initial_m": initial_m,
         **({"note": note} if note else {}),
         "iterations": rows,
         "wall_seconds": round(seconds, 3),
