@@ -370,7 +370,7 @@ class SegmentationOracle(nn.Module):
         super().__init__()
         self.groups_of_pixels = torch.where(segmentation == 255, 1, segmentation.long())
 
-    def forward(self, x, groups, iterations, corrupt=True):
+    def forward(self, x, groups, iterations, corrupt=True, log_m0=None):
         one_hot = nn.functional.one_hot(self.groups_of_pixels, groups).permute(0, 2, 1).double()
         return SimpleNamespace(log_m=[torch.log_softmax(20 * one_hot, dim=1)] * iterations)
 
@@ -388,7 +388,7 @@ class ImprovingOracle(SegmentationOracle):
     """Right on every scored pixel only at the last iteration (all pixels in one group before),
     with costs 3, 2, 1, ... ending at 1."""
 
-    def forward(self, x, groups, iterations, corrupt=True):
+    def forward(self, x, groups, iterations, corrupt=True, log_m0=None):
         right = super().forward(x, groups, iterations).log_m[0]
         one_group = torch.log_softmax(20 * (torch.arange(groups) == 0).double()[None, :, None].expand_as(right), dim=1)
         return SimpleNamespace(log_m=[one_group] * (iterations - 1) + [right],
