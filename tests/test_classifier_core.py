@@ -243,16 +243,18 @@ def test_fc_ladder_noisy_encoder_adds_noise_to_the_input_and_each_normalised_pre
 
 def test_the_paper_scale_of_table_2_holds_the_papers_models():
     """Section 3.3 and Table 2: FC MLP 2000-2000-2000 (1000-1000 with 1k labels); FC Ladder
-    3000-2000-1000-500-250 with Rasmus et al.'s noise 0.3 and denoising weights; Model C with
+    3000-2000-1000-500-250 with Rasmus et al.'s noise 0.3 and denoising weights for each label
+    budget; Model C with
     96 and 192 channels; FC Tagger: texture-paper's 150 unsupervised epochs, then 50 with two
     fresh layers 500-250, K = 4, and the release's 4 iterations, noise 0.18, weight 0.1, lr 0.0002."""
     paper = get_scale("paper")
     assert paper.settings("fc-mlp", "50000")["widths"] == [2000, 2000, 2000]
     assert paper.settings("fc-mlp", "1000")["widths"] == [1000, 1000]
+    weights = {"50000": [1000.0, 1.0, 0.01, 0.01, 0.01, 0.01, 0.01], "1000": [1000.0, 10.0, 0.1, 0.1, 0.1, 0.1, 0.1]}
     for budget in ("50000", "1000"):
         ladder = paper.settings("fc-ladder", budget)
         assert ladder["widths"] == [3000, 2000, 1000, 500, 250] and ladder["noise_std"] == 0.3
-        assert ladder["denoising_weights"] == [1000.0, 10.0, 0.1, 0.1, 0.1, 0.1, 0.1]
+        assert ladder["denoising_weights"] == weights[budget]
         assert paper.settings("convnet", budget)["channels"] == [96, 192]
         tagger = paper.settings("tagger", budget)
         assert tagger["fresh_widths"] == [500, 250] and tagger["epochs"] == 50

@@ -228,7 +228,7 @@ def test_a_failed_cell_shows_its_last_error_line_until_it_succeeds(tmp_path, dat
     cell = CELLS[0]
     out = planned(tmp_path, data_dir, [cell])
     _, bench = planned_benchmark(out, "inline", "cpu", 1, log=lambda line: None)
-    monkeypatch.setattr(bench, "run_seeds", lambda cells: (_ for _ in ()).throw(RuntimeError("CUDA out of memory\nTried 2 GiB")))
+    monkeypatch.setattr(bench, "run_seeds", lambda cells, deadline=None: (_ for _ in ()).throw(RuntimeError("CUDA out of memory\nTried 2 GiB")))
     with pytest.raises(RuntimeError):
         attempt(bench, cell)
     row = status_rows(out)[0]
