@@ -22,7 +22,7 @@ from tagtool_cli.outputs import output_file
 
 from tagdata.errors import UserError
 from tagmodels.tagger.presets import PRESETS
-from tagmodels.tagger.tag_names import DELTA_Z_FORMS, LIKELIHOOD_VARIANCES, VARIANCE_MAPS, Z_INPUTS
+from tagmodels.tagger.tag_names import DELTA_Z_FORMS, INITIAL_M, LIKELIHOOD_VARIANCES, VARIANCE_MAPS, Z_INPUTS
 from tagmodels.training.resume_names import HELD_TRAINING_SETTINGS
 
 # torch-importing modules are imported inside the commands, so that `tagtool --help` and
@@ -213,7 +213,7 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
 @click.option("--groups", type=int, callback=positive, help="default: the training K")
 @click.option("--limit", type=int, callback=positive, help="evaluate only the first N examples (of each split)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial m and the corruption")
-@click.option("--initial-m", type=click.Choice(["random", "oracle"]), default="random", show_default=True,
+@click.option("--initial-m", type=click.Choice(INITIAL_M), default="random", show_default=True,
               help="m^0: the paper's random draw, or oracle: the true grouping (layer l to group l), a diagnostic "
                    "of whether the model keeps a correct grouping and explains the input better with it")
 @click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True, help=CHECKPOINT_HELP)

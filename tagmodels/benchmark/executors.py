@@ -134,7 +134,6 @@ def attempt_seeds(bench: Benchmark, cells: list[Cell], deadline: float | None = 
             finally:  # a pool worker lives on: give up the run directories' own locks (tagdata.locking)
                 for cell in mine:
                     RunDir(bench.result_path(cell).parent).release()
-            diverged = [(cell, result) for cell, result in zip(mine, results) if isinstance(result, Exception)]
             for cell, result in zip(mine, results):
                 if isinstance(result, Exception):
                     _record_error(bench, cell, result)
@@ -143,8 +142,9 @@ def attempt_seeds(bench: Benchmark, cells: list[Cell], deadline: float | None = 
                 else:
                     error_record(bench.out, cell).unlink(missing_ok=True)
                     outcomes[cell] = Outcome(cell, "ran", result)
-            if diverged:
-                raise diverged[0][1]
+            diverged = next((result for result in results if isinstance(result, Exception)), None)
+            if diverged is not None:
+                raise diverged
     return [outcomes[cell] for cell in cells]
 
 
@@ -158,7 +158,7 @@ def populations(cells: list[Cell]) -> list[list[Cell]]:
     label budget, pixel order), in the order each group first appears."""
     groups: dict[tuple[str, str, str, bool], list[Cell]] = {}
     for cell in cells:
-        groups.setdefault((cell.method, cell.dataset, cell.labels, cell.permuted), []).append(cell)
+        groups.setdefault(cell.population, []).append(cell)
     return list(groups.values())
 
 

@@ -68,6 +68,11 @@ class Cell:
     permuted: bool = False
 
     @property
+    def population(self) -> tuple[str, str, str, bool]:
+        """What the cells that train together as one population share: all but the seed."""
+        return self.method, self.dataset, self.labels, self.permuted
+
+    @property
     def name(self) -> str:
         order = "-permuted" if self.permuted else ""
         return f"{self.method}_{self.dataset}_{self.labels}{order}_seed{self.seed}"
@@ -272,7 +277,7 @@ class Benchmark:
         a CPU, each member's trajectory that of its cell alone). Each cell's result, the
         divergence that stopped it while the others went on, or None where ``deadline``
         stopped it before its last epoch (it resumes next time)."""
-        if len({(cell.method, cell.dataset, cell.labels, cell.permuted) for cell in cells}) != 1:
+        if len({cell.population for cell in cells}) != 1:
             raise ValueError("a population's cells differ only in their seed")
         started = time.perf_counter()
         reset_peak_memory(self.device)

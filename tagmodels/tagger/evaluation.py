@@ -35,13 +35,13 @@ def oracle_log_m0(segmentation: torch.Tensor, groups: int) -> torch.Tensor:
     (nearly one-hot), unscored pixels and layers beyond K uniform. A diagnostic, not training:
     does a trained model keep a correct grouping and explain the input better with it?"""
     n, pixels = segmentation.shape
-    m = torch.full((n, groups, pixels), 1.0 / groups, device=segmentation.device)
+    if groups == 1:
+        return torch.zeros(n, 1, pixels, device=segmentation.device)
     layer = segmentation.long()
-    known = layer < groups
-    one_hot = torch.full_like(m, (1 - ORACLE_CONFIDENCE) / (groups - 1) if groups > 1 else 1.0)
-    one_hot.scatter_(1, layer.clamp(max=groups - 1).unsqueeze(1), ORACLE_CONFIDENCE if groups > 1 else 1.0)
-    m = torch.where(known.unsqueeze(1), one_hot, m)
-    return m.log()
+    true_group = torch.nn.functional.one_hot(layer.clamp(max=groups - 1), groups).permute(0, 2, 1)
+    assigned = torch.where(true_group.bool(), ORACLE_CONFIDENCE, (1 - ORACLE_CONFIDENCE) / (groups - 1))
+    m = torch.where((layer < groups).unsqueeze(1), assigned, torch.tensor(1.0 / groups))
+    return m.float().log()
 
 
 def _slice(log_m0: torch.Tensor | None, start: int, stop: int) -> torch.Tensor | None:

@@ -17,6 +17,7 @@ from tagdata.provenance import portable_path
 from tagmodels.metrics import PAPER_AMI_AVERAGE
 from tagmodels.paper import SHAPES_TRAINING_HOURS, table_1a_beside
 from tagmodels.tagger.evaluation import evaluate_grouping
+from tagmodels.tagger.tag_names import INITIAL_M
 from tagmodels.training.data import load_split, most_objects
 from tagmodels.training.grouping import load_tagger
 from tagmodels.training.loop import training_seconds
@@ -30,9 +31,6 @@ class Evaluation:
 
     record: dict[str, Any]
     note: str | None
-
-
-INITIAL_M = ("random", "oracle")  # m^0: the paper's random draw, or the true grouping (a diagnostic)
 
 
 def evaluate_run(
