@@ -65,6 +65,9 @@ def _expand(value: str, names: tuple[str, ...]) -> list[str]:
 @click.option("--max-parallel", type=int, default=None, callback=positive,
               help="local: workers at once, each pinned to a GPU (round-robin) or to its share of the CPU "
                    "cores [default: the visible GPUs, else 2]")
+@click.option("--seeds-per-task", type=int, default=None, callback=positive,
+              help="local and slurm: the seeds of a cell one task trains as one population (a GPU shares "
+                   "its matmuls between them; on a CPU they run one after another) [default: all of them]")
 @click.option("--slurm-partition", default=None, help="slurm: the partition")
 @click.option("--slurm-time", default="4:00:00", show_default=True,
               help="slurm: each task's time limit (minutes, HH:MM:SS or D-HH:MM); a cell cut short is requeued "
@@ -80,7 +83,7 @@ def _expand(value: str, names: tuple[str, ...]) -> list[str]:
 @click.option("--plan-only", is_flag=True,
               help="write OUT/plan.json and list the cells' indices for `tagtool benchmark-cell`; run nothing")
 def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute_pixels, tagger_supervised,
-              ladder_weights, ladder_normalise_reconstruction, set_options, device, precision, compile_model, threads, quiet, executor, max_parallel, slurm_partition, slurm_time, slurm_gpus_per_task,
+              ladder_weights, ladder_normalise_reconstruction, set_options, device, precision, compile_model, threads, quiet, executor, max_parallel, seeds_per_task, slurm_partition, slurm_time, slurm_gpus_per_task,
               slurm_cpus_per_task, slurm_array_parallelism, slurm_options, slurm_folder, plan_only):
     """Run the grid of Table 2; skips finished cells, resumes half-finished ones, writes DIR/table.md."""
     from tagdata.atomic import new_directory
@@ -116,9 +119,10 @@ def benchmark(method, dataset, labels, seeds, scale, out_dir, mnist_dir, permute
         elif executor == "local":
             from tagmodels.benchmark.executors import run_local
 
-            outcomes = run_local(out, cells, max_parallel or _default_parallel(device), device, threads, log=click.echo)
+            outcomes = run_local(out, cells, max_parallel or _default_parallel(device), device, threads,
+                                 log=click.echo, seeds_per_task=seeds_per_task)
         else:
-            _submit(out, cells, plan, slurm, slurm_folder, device)
+            _submit(out, cells, plan, slurm, slurm_folder, device, seeds_per_task)
             return
     _report(out, outcomes, time.perf_counter() - started)
 
@@ -143,12 +147,13 @@ def _default_parallel(device: str | None) -> int:
     return 2
 
 
-def _submit(out: Path, cells, plan, parameters, folder, device) -> None:
-    """Make the datasets here (so that the tasks need not), then submit the cells still to do."""
-    from tagmodels.benchmark.executors import planned_benchmark
+def _submit(out: Path, cells, plan, parameters, folder, device, seeds_per_task) -> None:
+    """Make the datasets here (so that the tasks need not), then submit the cells still to do,
+    one population per array task."""
+    from tagmodels.benchmark.executors import planned_benchmark, populations
     from tagmodels.benchmark.slurm import slurm_executor, submit_array
 
-    todo = [plan.index(cell) for cell in cells if not (out / "runs" / cell.name / "result.json").exists()]
+    todo = [cell for cell in cells if not (out / "runs" / cell.name / "result.json").exists()]
     if not todo:
         click.echo(f"every cell is done: {out / 'table.md'}")
         return
@@ -156,7 +161,8 @@ def _submit(out: Path, cells, plan, parameters, folder, device) -> None:
     _, bench = planned_benchmark(out, "slurm", "cpu", 1, log=click.echo)
     for dataset in sorted({cell.dataset for cell in cells}):
         bench.dataset_path(dataset)
-    submit_array(executor, out, todo, device, log=click.echo)
+    tasks = [[plan.index(cell) for cell in population] for population in populations(todo, seeds_per_task)]
+    submit_array(executor, out, tasks, device, log=click.echo)
     click.echo(f"follow it with: tagtool status {out}")
 
 
@@ -193,11 +199,11 @@ def _ranges(indices: list[int]) -> str:
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def benchmark_cell(directory, index, device, threads, quiet):
     """Run cell I of a planned grid (`benchmark --plan-only`), e.g. as one task of your own sbatch array."""
-    from tagmodels.benchmark.executors import run_planned_cell
+    from tagmodels.benchmark.executors import run_planned_cells
 
     executor = "sbatch" if os.environ.get("SLURM_JOB_ID") else "cell"
     on_interrupt(lambda: f"the cell resumes from its last checkpoint when run again: tagtool benchmark-cell {directory} --index {index}")
-    outcome = run_planned_cell(directory, index, executor, device, threads, progress=not quiet, log=click.echo)
+    (outcome,) = run_planned_cells(directory, [index], executor, device, threads, progress=not quiet, log=click.echo)
     click.echo(f"{outcome.cell.name}: {outcome.line()}")
     if outcome.state == "elsewhere":
         raise UserError(f"cell {index} is being run by another process ({outcome.detail})")

@@ -204,13 +204,13 @@ def test_permuted_cell_trains_the_tagger_phase_on_permuted_pixels(tmp_path, data
     out = bench_dir(tmp_path, data_dir)
     bench = make(out)
     seen = {}
-    real_train = benchmark_module.train_tagger
+    real_train = benchmark_module.train_taggers
 
-    def spy(run, config, device, resume, progress, splits=None, **kwargs):
-        seen["train"] = splits[0].x.clone()
-        return real_train(run, config, device, resume, progress, splits, **kwargs)
+    def spy(runs, configs, device, resume, progress, splits=None, **kwargs):
+        seen["train"] = splits[0][0].x.clone()
+        return real_train(runs, configs, device, resume, progress, splits, **kwargs)
 
-    monkeypatch.setattr(benchmark_module, "train_tagger", spy)
+    monkeypatch.setattr(benchmark_module, "train_taggers", spy)
     bench.run(Cell("tagger", "texture-mnist1", "50000", 0, permuted=True))
     plain = bench.splits("texture-mnist1").train.x
     perm = pixel_permutation(plain.shape[1], 0)

@@ -18,21 +18,22 @@ from test_benchmark import bench_dir, data_dir, decaying_scale, tiny_scale  # no
 
 from tagdata.errors import UserError
 from tagmodels.benchmark.executors import (
-    attempt,
     attempt_seeds,
     cell_lock,
     dispatchable,
     planned_benchmark,
+    populations,
     run_inline,
     run_local,
     worker_slots,
 )
 from tagmodels.benchmark import grid as grid_module
+from tagmodels.training import grouping as grouping_module
 from tagmodels.benchmark.grid import Cell
 from tagmodels.benchmark.locks import claim
 from tagmodels.benchmark.plan import Plan, extend_plan, read_plan
 from tagmodels.benchmark.settings import Scale
-from tagmodels.benchmark.slurm import CellTask, parse_minutes, parse_sbatch_options, slurm_parameters, submit_array
+from tagmodels.benchmark.slurm import PopulationTask, parse_minutes, parse_sbatch_options, slurm_parameters, submit_array
 from tagmodels.benchmark.status import render_status, status_rows
 
 CELLS = [
@@ -93,17 +94,39 @@ def test_worker_slots_divide_the_cores_and_pin_each_worker():
 
 
 def test_second_label_budget_of_a_tagger_phase_waits_for_the_first():
-    first, second = Cell("tagger", "texture-mnist1", "50000", 0), Cell("tagger", "texture-mnist1", "1000", 0)
-    other = Cell("fc-mlp", "texture-mnist1", "1000", 0)
+    first, second = [Cell("tagger", "texture-mnist1", "50000", 0)], [Cell("tagger", "texture-mnist1", "1000", 0)]
+    other = [Cell("fc-mlp", "texture-mnist1", "1000", 0)]
     assert dispatchable([second, other], [first], free=2) == [other]
     assert dispatchable([first, second, other], [], free=3) == [first, other]
     assert dispatchable([first, other], [], free=1) == [first]
-    assert dispatchable([second], [Cell("tagger", "texture-mnist1", "50000", 1)], free=1) == [second]
+    assert dispatchable([second], [[Cell("tagger", "texture-mnist1", "50000", 1)]], free=1) == [second]
+    seeds = [Cell("tagger", "texture-mnist1", "1000", seed) for seed in range(3)]
+    assert dispatchable([seeds], [[Cell("tagger", "texture-mnist1", "50000", 2)]], free=1) == []  # seed 2's phase is busy
+
+
+def test_tasks_hold_the_seeds_of_one_cell_up_to_the_limit():
+    cells = [Cell(method, "texture-mnist1", "50000", seed) for seed in range(3) for method in ("fc-mlp", "convnet")]
+    names = lambda groups: [[cell.name.split("_")[0] + str(cell.seed) for cell in group] for group in groups]
+    assert names(populations(cells)) == [["fc-mlp0", "fc-mlp1", "fc-mlp2"], ["convnet0", "convnet1", "convnet2"]]
+    assert names(populations(cells, 2)) == [["fc-mlp0", "fc-mlp1"], ["fc-mlp2"], ["convnet0", "convnet1"], ["convnet2"]]
+
+
+def test_a_pool_task_trains_the_seeds_of_a_cell_as_one_population(tmp_path, data_dir):
+    seeds = [Cell("fc-mlp", "texture-mnist1", "50000", seed) for seed in range(2)]
+    alone, pool = planned(tmp_path / "inline", data_dir, seeds), planned(tmp_path / "local", data_dir, seeds)
+    for cell in seeds:
+        inline(alone, [cell])
+    outcomes = run_local(pool, seeds, max_parallel=2, device="cpu", threads=1, log=lambda line: None)
+    assert [outcome.state for outcome in outcomes] == ["ran"] * 2
+    for cell in seeds:
+        a, b = result(alone, cell), result(pool, cell)
+        assert {k: a[k] for k in FIGURES} == {k: b[k] for k in FIGURES}, cell.name
+        assert (a["population"], b["population"]) == (1, 2)
 
 
 _KILL_IN_EPOCH_TWO = textwrap.dedent("""
     import os, signal, sys
-    from tagmodels.benchmark.executors import run_planned_cell
+    from tagmodels.benchmark.executors import run_planned_cells
     from tagmodels.training.classification import ClassificationObjective
 
     real, calls = ClassificationObjective.validate, []
@@ -113,7 +136,7 @@ _KILL_IN_EPOCH_TWO = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
         return real(self)
     ClassificationObjective.validate = validate
-    run_planned_cell(sys.argv[1], int(sys.argv[2]), "local", "cpu", 1)
+    run_planned_cells(sys.argv[1], [int(sys.argv[2])], "local", "cpu", 1)
 """)
 
 
@@ -167,20 +190,25 @@ def test_two_commands_at_once_never_run_a_cell_twice(tmp_path, data_dir):
         assert len(result(out, cell)["command"]) > 0
 
 
-def test_the_seeds_of_a_cell_train_as_one_population_that_gives_each_cells_own_figures(tmp_path, data_dir, monkeypatch):
-    seeds = [Cell("fc-ladder", "texture-mnist1", "50000", seed) for seed in range(3)]
+@pytest.mark.parametrize("method", ["fc-ladder", "tagger"])
+def test_the_seeds_of_a_cell_train_as_one_population_that_gives_each_cells_own_figures(tmp_path, data_dir, monkeypatch, method):
+    seeds = [Cell(method, "texture-mnist1", "50000", seed) for seed in range(3)]
     together, alone = planned(tmp_path / "together", data_dir, seeds), planned(tmp_path / "alone", data_dir, seeds)
-    sizes = []
-    real = grid_module.fit_population
-    monkeypatch.setattr(grid_module, "fit_population", lambda members, *a, **k: sizes.append(len(members)) or real(members, *a, **k))
+    sizes: dict[str, list[int]] = {"GroupingObjective": [], "ClassificationObjective": []}
+    for module in (grid_module, grouping_module):  # the Tagger's unsupervised phases train through the second
+        real = module.fit_population
+        monkeypatch.setattr(module, "fit_population", lambda members, *a, real=real, **k: sizes[
+            type(members[0].objective).__name__].append(len(members)) or real(members, *a, **k))
     assert [outcome.state for outcome in inline(together, seeds)] == ["ran"] * 3
     for cell in seeds:
         inline(alone, [cell])
-    assert sizes == [3, 1, 1, 1]
+    assert sizes == {"GroupingObjective": [3, 1, 1, 1] if method == "tagger" else [], "ClassificationObjective": [3, 1, 1, 1]}
     for cell in seeds:
         a, b = result(together, cell), result(alone, cell)
         assert {k: a[k] for k in FIGURES} == {k: b[k] for k in FIGURES}, cell.name
         assert (a["population"], b["population"]) == (3, 1)
+        if method == "tagger":
+            assert a["unsupervised_phase"]["final_valid_ami"] == b["unsupervised_phase"]["final_valid_ami"]
     assert len({result(together, cell)["test_error"] for cell in seeds} | {-1.0}) > 2  # the seeds differ
 
 
@@ -196,11 +224,25 @@ def test_a_deadline_leaves_the_seeds_unfinished_and_the_next_command_finishes_th
     assert [result(out, cell)["resumed_at_epoch"] for cell in seeds] == [1, 1]
 
 
-def test_a_diverging_seed_is_recorded_while_the_others_finish(tmp_path, data_dir, monkeypatch):
-    seeds = [Cell("fc-mlp", "texture-mnist1", "50000", seed) for seed in range(3)]
+def test_a_deadline_in_the_tagger_phase_leaves_the_cells_unfinished_and_keeps_the_phases(tmp_path, data_dir):
+    seeds = [Cell("tagger", "texture-mnist1", "50000", seed) for seed in range(2)]
     out = planned(tmp_path, data_dir, seeds)
-    real = grid_module.Schedule
-    monkeypatch.setattr(grid_module, "Schedule", lambda epochs, lr, batch, seed, decay: real(
+    _, bench = planned_benchmark(out, "inline", "cpu", 1, log=lambda line: None)
+    assert [outcome.state for outcome in attempt_seeds(bench, seeds, deadline=0.0)] == ["unfinished"] * 2
+    assert not list(out.glob("runs/*/result.json"))
+    assert [outcome.state for outcome in attempt_seeds(bench, seeds)] == ["ran"] * 2
+    for cell in seeds:  # each phase trained once, by the first command, and reloaded by the second
+        phase = Path(result(out, cell)["unsupervised_phase"]["run"])  # relative to the working directory
+        assert len((phase / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("method, diverging_phase", [("fc-mlp", grid_module), ("tagger", grouping_module)],
+                         ids=["classifier", "tagger-unsupervised-phase"])
+def test_a_diverging_seed_is_recorded_while_the_others_finish(tmp_path, data_dir, monkeypatch, method, diverging_phase):
+    seeds = [Cell(method, "texture-mnist1", "50000", seed) for seed in range(3)]
+    out = planned(tmp_path, data_dir, seeds)
+    real = diverging_phase.Schedule
+    monkeypatch.setattr(diverging_phase, "Schedule", lambda epochs, lr, batch, seed, decay: real(
         epochs, float("inf") if seed == 1 else lr, batch, seed, decay))
     with pytest.raises(UserError, match="not finite|NaN|diverged"):
         inline(out, seeds)
@@ -216,12 +258,12 @@ def test_a_cell_held_by_another_process_is_passed_over_and_shown_running(tmp_pat
     where = {"executor": "slurm", "job_id": "77_3", "host": "node7", "pid": 42, "device": "cuda:0", "worker": None}
     with claim(cell_lock(out, cell), where) as mine:
         assert mine
-        outcome = attempt(bench, cell)
+        (outcome,) = attempt_seeds(bench, [cell])
         row = status_rows(out)[0]
     assert outcome.state == "elsewhere" and "node7" in outcome.detail
     assert not (out / "runs" / cell.name).exists()
     assert row.state == "running" and row.detail == "slurm on node7 (job 77_3, pid 42, cuda:0)"
-    assert attempt(bench, cell).state == "ran"  # the lock died with its holder's block
+    assert attempt_seeds(bench, [cell])[0].state == "ran"  # the lock died with its holder's block
 
 
 def test_a_failed_cell_shows_its_last_error_line_until_it_succeeds(tmp_path, data_dir, monkeypatch):
@@ -230,11 +272,11 @@ def test_a_failed_cell_shows_its_last_error_line_until_it_succeeds(tmp_path, dat
     _, bench = planned_benchmark(out, "inline", "cpu", 1, log=lambda line: None)
     monkeypatch.setattr(bench, "run_seeds", lambda cells, deadline=None: (_ for _ in ()).throw(RuntimeError("CUDA out of memory\nTried 2 GiB")))
     with pytest.raises(RuntimeError):
-        attempt(bench, cell)
+        attempt_seeds(bench, [cell])
     row = status_rows(out)[0]
     assert (row.state, row.detail) == ("failed", "RuntimeError: Tried 2 GiB")
     monkeypatch.undo()
-    assert attempt(bench, cell).state == "ran"
+    assert attempt_seeds(bench, [cell])[0].state == "ran"
     assert status_rows(out)[0].state == "done" and not list((out / "state").glob("*.error"))
 
 
@@ -289,14 +331,14 @@ def test_slurm_array_through_submitits_debug_executor(tmp_path, data_dir):
     cells = CELLS[:2]
     out = planned(tmp_path, data_dir, cells)
     executor = submitit.AutoExecutor(folder=tmp_path / "jobs", cluster="debug")
-    jobs = submit_array(executor, out, [0, 1], device="cpu", log=lambda line: None)
-    assert [job.result().state for job in jobs] == ["ran", "ran"]
+    jobs = submit_array(executor, out, [[0], [1]], device="cpu", log=lambda line: None)
+    assert [[outcome.state for outcome in job.result()] for job in jobs] == [["ran"], ["ran"]]
     assert {result(out, cell)["executor"] for cell in cells} == {"slurm"}
     assert "(n=1)" in (out / "table.md").read_text()
-    task = CellTask(str(out), "cpu")
-    requeued = task.checkpoint(1)  # what submitit requeues on preemption: the same cell
-    assert (requeued.function, requeued.args) == (task, (1,))
-    assert task(1).state == "skipped"
+    task = PopulationTask(str(out), "cpu")
+    requeued = task.checkpoint([1])  # what submitit requeues on preemption: the same cells
+    assert (requeued.function, requeued.args) == (task, ([1],))
+    assert [outcome.state for outcome in task([1])] == ["skipped"]
 
 
 def test_slurm_executor_off_a_cluster_is_one_line(tmp_path):

@@ -9,11 +9,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 from tagtool_cli.main import tagtool
 
 from tagdata.errors import UserError
-from tagmodels.experiments.reproduce_plan import Estimator, fit_budget, get_reproduce_scale, parse_budget, plan_units
+from tagmodels.experiments.speed_probe import probe_speeds
+from tagmodels.experiments.reproduce_plan import (
+    Estimator, fit_budget, get_reproduce_scale, parse_budget, plan_units, probe_key,
+)
 
 TABLE2_CELLS = 22  # 16 cells and 6 permuted ones per seed
 
@@ -39,7 +43,7 @@ def test_tiny_scale_runs_every_table_end_to_end_and_reports(finished):
     report = json.loads((out / "report.json").read_text())
     assert report["counts"] == {"ran": 2 + TABLE2_CELLS}, output
     assert report["tables"] == ["table1.md", "table2.md"]
-    assert set(report["samples_per_second"]) >= {"table1-batch", "table1-layer", "tagger-unsupervised", "convnet-1000"}
+    assert set(report["samples_per_second"]) >= {"table1-batch x1", "table1-layer x1", "tagger-unsupervised x1", "convnet-1000 x1"}
     assert report["device"].startswith("cpu") and report["commit"] is not None and "command" in report
     assert "/work/" not in (out / "report.json").read_text().replace(str(out), "")  # relative paths only
     table1 = (out / "table1.md").read_text()
@@ -85,13 +89,23 @@ def test_the_plan_puts_table1_and_one_seed_of_every_cell_first_and_fits_the_budg
     units = plan_units(3, 2)
     assert [u.table for u in units[:2]] == ["table1", "table1"] and units[0].seeds == (0, 1, 2)
     assert all(u.seeds == (0,) for u in units[2:2 + TABLE2_CELLS]) and all(u.seeds == (1,) for u in units[2 + TABLE2_CELLS:])
-    speeds = {key: 1000.0 for key in ("table1-batch", "table1-layer", "tagger-unsupervised")}
-    speeds |= {f"{m}-{b}": 1000.0 for m in ("fc-mlp", "fc-ladder", "tagger", "convnet") for b in ("50000", "1000")}
+    speeds = {probe_key(kind, 3): 1000.0 for kind in ("table1-batch", "table1-layer")}
+    kinds = [f"{m}-{b}" for m in ("fc-mlp", "fc-ladder", "tagger", "convnet") for b in ("50000", "1000")]
+    speeds |= {probe_key(kind, 1): 1000.0 for kind in ("tagger-unsupervised", *kinds)}
     estimator = Estimator(get_reproduce_scale("tiny"), 200, speeds)
     runs = fit_budget(units[:1], estimator, budget_seconds=0.45)  # each seed: 1 epoch x 200 / 1000 = 0.2 s
     assert [run.fits for run in runs] == [True, True, False]
     runs = fit_budget(units[:1], estimator, 0.45, done={units[0].run_name(0)})
     assert [run.fits for run in runs] == [True, True, True]
+
+
+def test_the_probe_times_each_model_kind_at_the_population_sizes_its_units_train():
+    units = plan_units(2, 3)  # Table 1: 2 seeds together; Table 2: seed 0, then seeds 1 and 2 together
+    speeds = probe_speeds(get_reproduce_scale("tiny"), units, torch.device("cpu"), "fp32", 0.01, log=lambda line: None)
+    kinds = [f"{m}-{b}" for m in ("fc-mlp", "fc-ladder", "tagger", "convnet") for b in ("50000", "1000")]
+    expected = {"table1-batch x2", "table1-layer x2"} | {f"{kind} x{n}" for kind in ("tagger-unsupervised", *kinds) for n in (1, 2)}
+    assert set(speeds) == expected and all(rate > 0 for rate in speeds.values())
+    assert all(unit.probe() in speeds for unit in units)
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("10m", 600), ("2h", 7200), ("1.5h", 5400), ("30", 30)])

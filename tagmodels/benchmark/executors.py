@@ -1,8 +1,9 @@
 """Who runs the cells of a planned grid: this process (inline), a pool of worker processes on
 this machine (local), or Slurm array tasks (tagmodels.benchmark.slurm).
 
-Every executor runs cells through :func:`attempt_seeds` (the inline one the seeds of a cell as
-one population, the pool and Slurm one cell per task), which takes each cell's lock without
+Every executor runs the seeds of a cell as one population through :func:`attempt_seeds` (the
+pool and Slurm one population per task, of at most ``seeds_per_task`` seeds), which takes each
+cell's lock without
 waiting (tagmodels.benchmark.locks): a cell that another process is running is passed over,
 so two commands on one directory never run a cell twice, and a cell whose process died
 (killed, preempted) is free again and resumes from its last checkpoint when a grid is run
@@ -12,9 +13,9 @@ again. A cell that fails leaves ``state/<cell>.error`` with its last error line 
 The local pool is the standard library's (``concurrent.futures`` with spawned processes),
 since submitit's local executor has no cap on parallel jobs. Each worker is pinned to one
 device for its life: CUDA devices round-robin, or on the CPU a share of the cores (its own
-cores by affinity, and that many threads). A Tagger cell waits to be dispatched while the
-other label budget's cell that shares its unsupervised phase is running, so no worker sits
-waiting on the phase's lock.
+cores by affinity, and that many threads). A population of Tagger cells waits to be
+dispatched while one of the other label budget's, sharing an unsupervised phase with it, is
+running, so no worker sits waiting on the phase's lock.
 """
 
 from __future__ import annotations
@@ -102,12 +103,6 @@ def last_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[-1]}" if lines else type(err).__name__
 
 
-def attempt(bench: Benchmark, cell: Cell) -> Outcome:
-    """Run ``cell`` unless it is done or another process runs it (see the module's note)."""
-    (outcome,) = attempt_seeds(bench, [cell])
-    return outcome
-
-
 def attempt_seeds(bench: Benchmark, cells: list[Cell], deadline: float | None = None) -> list[Outcome]:
     """Cells that differ only in their seed: those done are skipped, those another process
     holds are left to it, and the rest train as one population (Benchmark.run_seeds) until
@@ -153,13 +148,15 @@ def _record_error(bench: Benchmark, cell: Cell, err: BaseException) -> None:
     write_json(error_record(bench.out, cell), {"error": last_line(err), "where": bench.executor, "at": stamp})
 
 
-def populations(cells: list[Cell]) -> list[list[Cell]]:
+def populations(cells: list[Cell], seeds_per_task: int | None = None) -> list[list[Cell]]:
     """``cells`` grouped into the populations they train as: the seeds of one (method, dataset,
-    label budget, pixel order), in the order each group first appears."""
+    label budget, pixel order), in the order each group first appears, split into parts of at
+    most ``seeds_per_task`` seeds (None: no limit)."""
     groups: dict[tuple[str, str, str, bool], list[Cell]] = {}
     for cell in cells:
         groups.setdefault(cell.population, []).append(cell)
-    return list(groups.values())
+    size = seeds_per_task or len(cells) or 1
+    return [group[start:start + size] for group in groups.values() for start in range(0, len(group), size)]
 
 
 def render_table(out: Path, scale: Scale) -> Path:
@@ -184,15 +181,16 @@ def planned_benchmark(
     return plan, bench
 
 
-def run_planned_cell(out: Path | str, index: int, executor: str, device: str | None, threads: int | str | None,
-                     progress: bool = False, log: Callable[[str], None] = print) -> Outcome:
-    """Cell ``index`` of the directory's plan in this process, then table.md: what a Slurm array
-    task and ``tagtool benchmark-cell`` run."""
+def run_planned_cells(out: Path | str, indices: list[int], executor: str, device: str | None,
+                      threads: int | str | None, progress: bool = False,
+                      log: Callable[[str], None] = print) -> list[Outcome]:
+    """Cells ``indices`` of the directory's plan (seeds of one cell: one population) in this
+    process, then table.md: what a Slurm array task and ``tagtool benchmark-cell`` run."""
     plan, bench = planned_benchmark(out, executor, device, threads, progress=progress, log=log)
-    outcome = attempt(bench, plan.cell(index))
-    if outcome.state == "ran":
+    outcomes = attempt_seeds(bench, [plan.cell(index) for index in indices])
+    if any(outcome.state == "ran" for outcome in outcomes):
         render_table(bench.out, plan.scale)
-    return outcome
+    return outcomes
 
 
 def run_inline(bench: Benchmark, cells: list[Cell], log: Callable[[str], None] = print) -> list[Outcome]:
@@ -251,36 +249,47 @@ def _start_worker(out: str, slots: Any) -> None:
     _PLAN, _WORKER = planned_benchmark(out, "local", slot.device, slot.threads, worker=slot.worker, log=lambda line: None)
 
 
-def _work(index: int) -> Outcome:
+def _work(indices: list[int]) -> list[Outcome]:
     assert _WORKER is not None and _PLAN is not None, "the pool initializer opens the benchmark"
-    return attempt(_WORKER, _PLAN.cells[index])
+    return attempt_seeds(_WORKER, [_PLAN.cells[index] for index in indices])
 
 
-def _phase(cell: Cell) -> tuple[str, int, bool] | None:
-    """The unsupervised phase a cell shares with the other label budget (Tagger cells only)."""
-    return (cell.dataset, cell.seed, cell.permuted) if cell.method == "tagger" else None
+def _phases(population: list[Cell]) -> set[tuple[str, int, bool]]:
+    """The unsupervised phases a population shares with the other label budget's (Tagger cells only)."""
+    return {(cell.dataset, cell.seed, cell.permuted) for cell in population if cell.method == "tagger"}
 
 
-def dispatchable(pending: list[Cell], running: list[Cell], free: int) -> list[Cell]:
-    """The next pending cells (at most ``free``) that share no unsupervised phase with a
-    running cell or with each other: the second label budget waits for the first."""
-    busy = {_phase(cell) for cell in running} - {None}
+def dispatchable(pending: list[list[Cell]], running: list[list[Cell]], free: int) -> list[list[Cell]]:
+    """The next pending populations (at most ``free``) that share no unsupervised phase with a
+    running one or with each other: the second label budget waits for the first."""
+    busy = set().union(*map(_phases, running))
     chosen = []
-    for cell in pending:
+    for population in pending:
         if len(chosen) == free:
             break
-        if _phase(cell) is None or _phase(cell) not in busy:
-            chosen.append(cell)
-            busy |= {_phase(cell)} - {None}
+        if not _phases(population) & busy:
+            chosen.append(population)
+            busy |= _phases(population)
     return chosen
+
+
+def _ended_with(error: BaseException, out: Path, population: list[Cell]) -> list[Outcome]:
+    """A population whose task raised: the cells it finished before the error ran, the others failed."""
+    outcomes = []
+    for cell in population:
+        result = Path(out) / "runs" / cell.name / "result.json"
+        outcomes.append(Outcome(cell, "ran", read_result(result)) if result.exists()
+                        else Outcome(cell, "failed", detail=last_line(error)))
+    return outcomes
 
 
 def run_local(
     out: Path | str, cells: list[Cell], max_parallel: int, device: str | None, threads: int | str | None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = print, seeds_per_task: int | None = None,
 ) -> list[Outcome]:
-    """Every cell on a pool of ``max_parallel`` spawned workers (see the module's note); the
-    parent alone renders table.md, after each cell. Cells must be in the directory's plan."""
+    """Every cell on a pool of ``max_parallel`` spawned workers, one population of at most
+    ``seeds_per_task`` seeds per task (see the module's note); the parent alone renders
+    table.md, after each task. Cells must be in the directory's plan."""
     plan = read_plan(out)
     order = {cell: plan.index(cell) for cell in cells}
     outcomes: dict[Cell, Outcome] = {}
@@ -297,25 +306,26 @@ def run_local(
     for slot in worker_slots(max_parallel, device, threads):
         slots.put(slot)
         log(f"worker {slot.worker}: {slot.device}, {slot.threads} thread(s)" + (f", cores {list(slot.cores)}" if slot.cores else ""))
-    running: dict[Future, Cell] = {}
+    queue = populations(pending, seeds_per_task)
+    running: dict[Future, list[Cell]] = {}
     pool = ProcessPoolExecutor(max_parallel, mp_context=context, initializer=_start_worker, initargs=(str(out), slots))
     try:
-        while pending or running:
-            for cell in dispatchable(pending, list(running.values()), max_parallel - len(running)):
-                pending.remove(cell)
-                running[pool.submit(_work, order[cell])] = cell
+        while queue or running:
+            for population in dispatchable(queue, list(running.values()), max_parallel - len(running)):
+                queue.remove(population)
+                running[pool.submit(_work, [order[cell] for cell in population])] = population
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                cell = running.pop(future)
+                population = running.pop(future)
                 error = future.exception()
-                outcome = future.result() if error is None else Outcome(cell, "failed", detail=last_line(error))
-                outcomes[cell] = outcome
-                log(f"[{len(outcomes)}/{len(cells)}] {cell.name}: {outcome.line()}")
+                for outcome in future.result() if error is None else _ended_with(error, Path(out), population):
+                    outcomes[outcome.cell] = outcome
+                    log(f"[{len(outcomes)}/{len(cells)}] {outcome.cell.name}: {outcome.line()}")
                 render_table(Path(out), plan.scale)
                 if isinstance(error, BrokenProcessPool):  # a worker died: the pool takes no more work
-                    for waiting in pending:
+                    for waiting in (cell for population in queue for cell in population):
                         outcomes[waiting] = Outcome(waiting, "failed", detail="not started: a worker process died")
-                    pending.clear()
+                    queue.clear()
     except BaseException:  # Ctrl-C, SIGTERM: stop the workers too; their cells resume when run again
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.terminate()

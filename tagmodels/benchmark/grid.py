@@ -22,6 +22,7 @@ rather than silently mixed.
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -47,11 +48,14 @@ from tagmodels.training.classification import (
     classification_error,
 )
 from tagmodels.training.data import SplitTensors, load_split
-from tagmodels.training.grouping import new_run_config, train_tagger
+from tagmodels.training.grouping import new_run_config, train_taggers
 from tagmodels.training.divergence import TrainingDiverged
 from tagmodels.training.loop import Member, Schedule, fit_population, training_seconds
 from tagmodels.training.runs import RunDir, provenance, read_json, write_json
 
+# A Tagger cell's unsupervised phase: its Tagger and summary ((None, None) for the other
+# methods), or the divergence that stopped it, or None where a deadline stopped it.
+Phase = tuple[Tagger | None, dict[str, Any] | None] | TrainingDiverged | None
 RESULT = "result.json"
 META = "benchmark.json"
 STATE = "state"  # lock files: two processes never make one dataset or train one phase at once
@@ -283,18 +287,25 @@ class Benchmark:
         reset_peak_memory(self.device)
         method, labels = cells[0].method, cells[0].labels
         settings = self.scale.settings(method, labels)
+        cell_splits = [self._cell_splits(cell) for cell in cells]
+        phases: list[Phase] = [(None, None)] * len(cells)
+        if method == "tagger":
+            phases = self._unsupervised_taggers(cells, cell_splits, deadline)
+            if deadline is not None and time.perf_counter() >= deadline:  # no time left for the supervised phase
+                phases = [phase if isinstance(phase, TrainingDiverged) else None for phase in phases]
+        # Cells whose unsupervised phase diverged, or stopped at the deadline (None: they resume).
+        stopped = {cell: phase for cell, phase in zip(cells, phases) if not isinstance(phase, tuple)}
         members, prepared = [], []
-        for cell in cells:
-            splits = self.splits(cell.dataset)
-            if cell.permuted:
-                splits = splits.permuted(cell.seed)
+        for cell, splits, phase in zip(cells, cell_splits, phases):
+            if not isinstance(phase, tuple):
+                continue
             run = RunDir(self.result_path(cell).parent)
             identity = {
                 "cell": asdict(cell), "scale": self.scale.name, "settings": settings,
                 "execution": {"precision": self.precision, "compile": self.compile},
             }
             resumed = self._open_run(run, identity, splits)
-            tagger, unsupervised = self._unsupervised_tagger(cell, splits) if method == "tagger" else (None, None)
+            tagger, unsupervised = phase
             torch.manual_seed(cell.seed)
             model = build_classifier(method, settings, splits.train, tagger).to(self.device)
             labelled = labelled_subset(splits.train.labels, labels, cell.seed)
@@ -307,11 +318,11 @@ class Benchmark:
         trained = fit_population(
             members, members[0].objective.n_train, resume=True, progress=self.progress, precision=self.precision,
             compile=self.compile, adapt_threads=self.adapt_threads, deadline=deadline,
-        )
-        outcomes: list[dict[str, Any] | TrainingDiverged | None] = []
+        ) if members else []
+        outcomes: dict[Cell, dict[str, Any] | TrainingDiverged | None] = dict(stopped)
         for member, (cell, splits, labelled, resumed, unsupervised, identity), done in zip(members, prepared, trained):
             if done.diverged is not None or done.cut:
-                outcomes.append(done.diverged)
+                outcomes[cell] = done.diverged
                 continue
             evaluated = time.perf_counter()
             error = classification_error(member.objective.model, splits.test, settings["batch_size"])
@@ -341,8 +352,12 @@ class Benchmark:
                 **provenance(self.device, cell.seed),
             }
             write_json(self.result_path(cell), result)
-            outcomes.append(result)
-        return outcomes
+            outcomes[cell] = result
+        return [outcomes[cell] for cell in cells]
+
+    def _cell_splits(self, cell: Cell) -> Splits:
+        splits = self.splits(cell.dataset)
+        return splits.permuted(cell.seed) if cell.permuted else splits
 
     def _open_run(self, run: RunDir, identity: dict[str, Any], splits: Splits) -> int:
         """Create the cell's run, or check a half-finished one; returns the epochs it already has."""
@@ -355,39 +370,52 @@ class Benchmark:
         run.create({**identity, "data": str(splits.path.resolve()), "provenance": provenance(self.device, identity["cell"]["seed"])})
         return 0
 
-    def _unsupervised_tagger(self, cell: Cell, splits: Splits) -> tuple[Tagger, dict[str, Any]]:
-        """Tagger's unsupervised phase for the cell's (dataset, seed, pixel order): trained
-        once, reloaded (or resumed) afterwards. Under a lock: a process that needs the phase
-        while another trains it waits for it, then reloads it."""
-        run = unsupervised_run(self.out, cell)
-        with exclusive(self.out / STATE / f"{run.path.parent.name}_{run.path.name}.lock"):
-            try:
-                return self._train_unsupervised(run, cell, splits)
-            finally:
-                run.release()  # its run-directory lock (tagdata.locking): the next process may reload it
+    def _unsupervised_taggers(
+        self, cells: list[Cell], cell_splits: list[Splits], deadline: float | None
+    ) -> list[Phase]:
+        """Tagger's unsupervised phases for the cells' (dataset, seed, pixel order), trained as
+        one population (tagmodels.training.grouping.train_taggers); a phase done before is
+        reloaded. Each phase is under its lock, taken in name order so that two processes
+        never wait on each other: one that needs a phase another trains waits, then reloads
+        it. Each cell gets its trained Tagger and the phase's summary, the divergence that
+        stopped the phase, or None where ``deadline`` stopped it (it resumes)."""
+        runs = [unsupervised_run(self.out, cell) for cell in cells]
+        with ExitStack() as held:
+            for run in sorted(runs, key=lambda run: run.path.name):
+                held.enter_context(exclusive(self.out / STATE / f"{run.path.parent.name}_{run.path.name}.lock"))
+                held.callback(run.release)  # its run-directory lock (tagdata.locking): the next process may reload it
+            configs = [self._phase_config(run, cell, splits) for run, cell, splits in zip(runs, cells, cell_splits)]
+            trained = train_taggers(
+                runs, configs, self.device, resume=True, progress=self.progress,
+                splits=[(splits.train, splits.valid) for splits in cell_splits],
+                adapt_threads=self.adapt_threads, deadline=deadline,
+            )
+        phases: list[Phase] = []
+        for run, (tagger, done) in zip(runs, trained):
+            if done.diverged is not None or done.cut:
+                phases.append(done.diverged)
+                continue
+            phases.append((tagger, {
+                "run": portable_path(run.path),
+                "epochs": len(done.history),
+                "train_seconds": training_seconds(done.history),
+                "final_valid_ami": done.history[-1]["valid_ami"] if done.history else None,
+                "ami_average_method": PAPER_AMI_AVERAGE,
+            }))
+        return phases
 
-    def _train_unsupervised(self, run: RunDir, cell: Cell, splits: Splits) -> tuple[Tagger, dict[str, Any]]:
+    def _phase_config(self, run: RunDir, cell: Cell, splits: Splits) -> dict[str, Any]:
+        """config.json of a cell's unsupervised phase: created, or checked against this scale's."""
         phase = {**self.scale.tagger_unsupervised(), "permute_pixels": cell.permuted}
         if run.config_path.exists():
             config = run.config()
             if config.get("benchmark") != phase:
                 raise UserError(f"{run.path} was trained with other settings; delete it to train it again")
-        else:
-            config = new_run_config(
-                phase["preset"], str(splits.path), cell.seed, self.device, self.precision, self.compile,
-                **phase["overrides"],
-            )
-            config["benchmark"] = phase
-            run.create(config)
-        tagger, history = train_tagger(
-            run, config, self.device, resume=True, progress=self.progress, splits=(splits.train, splits.valid),
-            adapt_threads=self.adapt_threads,
+            return config
+        config = new_run_config(
+            phase["preset"], str(splits.path), cell.seed, self.device, self.precision, self.compile,
+            **phase["overrides"],
         )
-        summary = {
-            "run": portable_path(run.path),
-            "epochs": len(history),
-            "train_seconds": training_seconds(history),
-            "final_valid_ami": history[-1]["valid_ami"] if history else None,
-            "ami_average_method": PAPER_AMI_AVERAGE,
-        }
-        return tagger, summary
+        config["benchmark"] = phase
+        run.create(config)
+        return config

@@ -1,10 +1,11 @@
 """The grid as one Slurm job array, through submitit (an optional extra: ``pip install '.[slurm]'``).
 
-Each array task runs one planned cell (:class:`CellTask`, the same code as ``tagtool
-benchmark-cell``) in the shared benchmark directory. submitit sends the job a signal before
-its time limit or on preemption and calls :meth:`CellTask.checkpoint`, which requeues the
-same cell; the requeued task resumes the cell from its last epoch's checkpoint. The array's
-``%N`` cap (``--slurm-array-parallelism``) bounds how many cells run at once.
+Each array task runs the seeds of one planned cell as one population (:class:`PopulationTask`,
+the same code as ``tagtool benchmark-cell``) in the shared benchmark directory: on a GPU the
+seeds share its matmuls. submitit sends the job a signal before its time limit or on
+preemption and calls :meth:`PopulationTask.checkpoint`, which requeues the same cells; the
+requeued task resumes them from their last epoch's checkpoints. The array's ``%N`` cap
+(``--slurm-array-parallelism``) bounds how many tasks run at once.
 
 :func:`slurm_parameters` turns the command's options into submitit's SlurmExecutor
 parameters without importing submitit, so that what would be submitted can be checked
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tagdata.errors import UserError
-from tagmodels.benchmark.executors import Outcome, run_planned_cell
+from tagmodels.benchmark.executors import Outcome, run_planned_cells
 from tagmodels.training.threads import usable_cores
 
 JOB_NAME = "tagtool-benchmark"
@@ -77,23 +78,24 @@ def slurm_parameters(
     return parameters
 
 
-class CellTask:
-    """One array task: cell ``index`` of the plan in ``out`` (picklable, for submitit)."""
+class PopulationTask:
+    """One array task: the cells ``indices`` of the plan in ``out``, seeds of one cell trained
+    as one population (picklable, for submitit)."""
 
     def __init__(self, out: str, device: str | None = None) -> None:
         self.out = str(Path(out).resolve())
         self.device = device
 
-    def __call__(self, index: int) -> Outcome:
+    def __call__(self, indices: list[int]) -> list[Outcome]:
         # The task's own CPUs (Slurm sets the affinity), not the node's load average.
-        return run_planned_cell(self.out, index, "slurm", self.device, usable_cores(), log=lambda line: None)
+        return run_planned_cells(self.out, indices, "slurm", self.device, usable_cores(), log=lambda line: None)
 
-    def checkpoint(self, index: int) -> Any:
-        """submitit calls this on preemption or timeout: requeue the same cell, which resumes
-        from its last checkpoint."""
+    def checkpoint(self, indices: list[int]) -> Any:
+        """submitit calls this on preemption or timeout: requeue the same cells, which resume
+        from their last checkpoints."""
         from submitit.helpers import DelayedSubmission
 
-        return DelayedSubmission(self, index)
+        return DelayedSubmission(self, indices)
 
 
 def import_submitit() -> Any:
@@ -116,11 +118,12 @@ def slurm_executor(folder: Path, parameters: dict[str, Any]) -> Any:
     return executor
 
 
-def submit_array(executor: Any, out: Path, indices: list[int], device: str | None = None,
+def submit_array(executor: Any, out: Path, tasks: list[list[int]], device: str | None = None,
                  log: Callable[[str], None] = print) -> list[Any]:
-    """Submit the planned cells ``indices`` as one job array through ``executor`` (submitit's
-    Slurm executor, or its debug/local one in tests); returns submitit's jobs."""
-    jobs = executor.map_array(CellTask(str(out), device), indices)
+    """Submit one array task per list of planned cells' indices (one population each) through
+    ``executor`` (submitit's Slurm executor, or its debug/local one in tests); returns submitit's jobs."""
+    jobs = executor.map_array(PopulationTask(str(out), device), tasks)
     if jobs:
-        log(f"submitted {len(jobs)} cells as job array {str(jobs[0].job_id).split('_')[0]}")
+        cells = sum(len(task) for task in tasks)
+        log(f"submitted {cells} cells as {len(jobs)} tasks of job array {str(jobs[0].job_id).split('_')[0]}")
     return jobs

@@ -65,6 +65,27 @@ def texture_grouping(base: Preset) -> Variants:
     }
 
 
+def demo_budget(base: Preset) -> Variants:
+    """Ways to spend the demo's fixed CPU time (issue: AMI >= 0.6 in 3 minutes): on Shapes the
+    validation AMI follows the number of Adam updates, so cheaper steps (fewer training
+    iterations, narrower layers) buy more of them. Epochs are scaled by the step-time ratios
+    measured on a 2-core AMD EPYC (fp32, eager; docs/ablations.md), so each variant costs
+    about the base's time there."""
+    def epochs(ratio: float) -> int:
+        return round(base.epochs * ratio)
+
+    narrow = tuple(width * 2 // 3 for width in base.widths)
+    return {
+        "base": {},
+        "iterations-2": {"iterations": 2, "epochs": epochs(1.5)},
+        "widths-two-thirds": {"widths": narrow, "epochs": epochs(1.3)},
+        "widths-two-thirds-iterations-2": {"widths": narrow, "iterations": 2, "epochs": epochs(1.75)},
+        "batch-64": {"batch_size": 2 * base.batch_size, "lr": base.lr * 1.5, "epochs": epochs(1.3)},
+        "tag-norm-batch": {"tag_norm": "batch"},
+    }
+
+
 STUDIES: dict[str, Callable[[Preset], Variants]] = {
     "learning-check": learning_check, "shapes-gap": shapes_gap, "texture-grouping": texture_grouping,
+    "demo-budget": demo_budget,
 }

@@ -247,8 +247,8 @@ def reproduce(out: Path, scale: ReproduceScale, device: torch.device, precision:
     work = Reproduction(out, scale, device, precision, threads, mnist_dir, log, progress)
     units = plan_units(seeds_table1, seeds_table2)
     open_table2(out, scale, units, precision, mnist_dir)
-    log(f"speed probe ({probe_seconds:g} s per model kind on {device}, {precision}):")
-    speeds = probe_speeds(scale, device, precision, probe_seconds, log)
+    log(f"speed probe ({probe_seconds:g} s per model kind and population size on {device}, {precision}):")
+    speeds = probe_speeds(scale, units, device, precision, probe_seconds, log)
     runs = work.plan(units, speeds, budget)
     _log_plan(units, runs, budget, log)
     if not plan_only:

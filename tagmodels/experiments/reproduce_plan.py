@@ -103,9 +103,19 @@ class Unit:
         assert self.cell is not None, "Table 1 units have no cell"
         return Cell(self.cell.method, self.cell.dataset, self.cell.labels, seed, self.cell.permuted)
 
-    def probe(self) -> str:
-        """The key of the speed probe that times one step of this unit's model."""
+    def model_kind(self) -> str:
+        """What the speed probe times for this unit: Table 1's Tagger of one norm, or a Table 2 method at a budget."""
         return f"table1-{self.norm}" if self.cell is None else f"{self.cell.method}-{self.cell.labels}"
+
+    def probe(self, kind: str | None = None) -> str:
+        """The key of the speed probe that times one step of ``kind`` (default: this unit's
+        model) in a population of this unit's seeds."""
+        return probe_key(kind or self.model_kind(), len(self.seeds))
+
+
+def probe_key(kind: str, members: int) -> str:
+    """'fc-mlp-1000 x4': the probe of a model kind training ``members`` seeds as one population."""
+    return f"{kind} x{members}"
 
 
 def plan_units(seeds_table1: int, seeds_table2: int) -> list[Unit]:
@@ -129,9 +139,9 @@ def uses_every_image(method: str) -> bool:
 
 
 class Estimator:
-    """Seconds per run from the probed samples/s: epochs x examples per epoch / samples/s,
-    plus, for the first Table 2 Tagger cell of a (dataset, seed, pixel order), its shared
-    unsupervised phase."""
+    """Seconds per run from the probed samples/s: epochs x examples per epoch / samples/s of
+    its population (all members' samples: a run's share of the population's time), plus, for
+    the first Table 2 Tagger cell of a (dataset, seed, pixel order), its shared unsupervised phase."""
 
     def __init__(self, scale: ReproduceScale, table1_train: int, speeds: dict[str, float]) -> None:
         self.scale, self.table1_train, self.speeds = scale, table1_train, speeds
@@ -151,7 +161,7 @@ class Estimator:
         if cell.method == "tagger" and phase not in self._phases:
             self._phases.add(phase)
             preset = get_preset(bench.tagger_preset).with_overrides(**bench.tagger_overrides)
-            seconds += preset.epochs * n_train / self.speeds[PHASE_PROBE]
+            seconds += preset.epochs * n_train / self.speeds[unit.probe(PHASE_PROBE)]
         return seconds
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -161,32 +161,33 @@ def train_taggers(
     device: torch.device,
     resume: bool,
     progress: bool,
-    splits: tuple[SplitTensors, SplitTensors] | None = None,
+    splits: Sequence[tuple[SplitTensors, SplitTensors]] | None = None,
     adapt_threads: bool = False,
     deadline: float | None = None,
 ) -> list[tuple[Tagger, Trained]]:
     """Train (or continue) the runs ``configs`` describe as one population (their seeds and
     learning rates may differ, nothing else); returns each member's model and outcome.
 
-    The data are read once from the configs' file unless ``splits`` gives (train, valid)
-    already loaded (the benchmark passes pixel-permuted ones). ``deadline``: as
-    :func:`tagmodels.training.loop.fit_population`.
+    The data are read once from the configs' file unless ``splits`` gives each run's (train,
+    valid) already loaded (the benchmark passes pixel-permuted ones, a permutation per seed).
+    ``deadline``: as :func:`tagmodels.training.loop.fit_population`.
     """
     shared = population_settings(configs[0])
     if any(population_settings(config) != shared for config in configs[1:]):
         raise ValueError("the runs of one population may differ only in their seed and learning rate")
     training = configs[0]["training"]
     if splits is None:
-        train = load_split(shared["data"], "train", device)
-        valid = load_split(shared["data"], "valid", device, limit=training["valid_examples"])
-    else:
-        train, valid = splits[0], splits[1].head(training["valid_examples"])
+        loaded = (load_split(shared["data"], "train", device),
+                  load_split(shared["data"], "valid", device, limit=training["valid_examples"]))
+        splits = [loaded] * len(runs)
+    if len(splits) != len(runs):
+        raise ValueError("one (train, valid) pair per run")
     members = []
-    for run, config in zip(runs, configs):
+    for run, config, (train, valid) in zip(runs, configs, splits):
         torch.manual_seed(config["training"]["seed"])  # the initial parameters
         model = Tagger(TaggerConfig.from_dict(config["tagger"])).to(device)
-        if not members:
-            train.check_inputs(model.config.n_inputs, shared["data"], model.config.input_kind)
+        train.check_inputs(model.config.n_inputs, shared["data"], model.config.input_kind)
+        valid = valid.head(training["valid_examples"])
         objective = GroupingObjective(
             model, train, valid, training["groups"], training["iterations"], training["batch_size"]
         )
@@ -194,7 +195,7 @@ def train_taggers(
                             config["training"]["seed"], training.get("lr_decay_from"))
         members.append(Member(objective, schedule, run))
     trained = fit_population(
-        members, len(train), resume=resume, progress=progress, precision=training["precision"],
+        members, len(splits[0][0]), resume=resume, progress=progress, precision=training["precision"],
         compile=training["compile"], keep_best=BEST, adapt_threads=adapt_threads, deadline=deadline,
     )
     return [(member.objective.model, outcome) for member, outcome in zip(members, trained)]
@@ -211,7 +212,9 @@ def train_tagger(
 ) -> tuple[Tagger, list[dict]]:
     """Train (or continue) the one run ``config`` describes (a population of one); returns the
     model and the history, or raises :class:`TrainingDiverged` (its last checkpoint kept)."""
-    ((model, trained),) = train_taggers([run], [config], device, resume, progress, splits, adapt_threads)
+    ((model, trained),) = train_taggers(
+        [run], [config], device, resume, progress, None if splits is None else [splits], adapt_threads
+    )
     if trained.diverged is not None:
         raise trained.diverged
     return model, trained.history

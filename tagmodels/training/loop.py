@@ -162,13 +162,11 @@ def _noise_state(rng: dict[str, Any], run: RunDir, device: torch.device) -> torc
     raise UserError(f"{run.checkpoint_path} was written by an older version on the CPU; resume it with --device cpu")
 
 
-def _check_population(members: Sequence[Member], compile: bool) -> None:
+def _check_population(members: Sequence[Member]) -> None:
     first = members[0].schedule
     for member in members[1:]:
         if (member.schedule.epochs, member.schedule.batch_size) != (first.epochs, first.batch_size):
             raise ValueError("the members of a population must share their epochs and batch size")
-    if compile and len(members) > 1:
-        raise UserError("--compile compiles one run's model; train a population of several without it")
 
 
 def fit_population(
@@ -191,21 +189,23 @@ def fit_population(
     parameters, built by the caller; data order; noise) and learning rates. A member that a
     kill left an epoch behind the others (resume) trains alone until it has caught up.
     ``precision`` "bf16" runs the costs and the validation under bf16 autocast; ``compile``
-    (a single run) compiles the model's forward in place (its state dict is unchanged, so
-    checkpoints load either way). ``adapt_threads`` lets a CPU run follow the cores other
+    compiles each member's forward in place (its state dict is unchanged, so checkpoints load
+    either way); the members' models are one architecture, so the graphs compiled for the
+    first are reused by the others. ``adapt_threads`` lets a CPU run follow the cores other
     processes leave free (:class:`tagmodels.training.threads.CoreShare`). ``batched`` chooses
     between one batched computation of all members and one member after another; None: as
     :func:`tagmodels.training.step.batched_on` says for the device. ``deadline`` (a
     ``time.perf_counter()`` value) stops the population after the epoch that ends past it.
     """
-    _check_population(members, compile)
+    _check_population(members)
     device = next(members[0].objective.model.parameters()).device
     batched = batched_on(device) if batched is None else batched
     cast = autocast(precision, device)
     share = CoreShare() if adapt_threads and device.type == "cpu" else None
     states = [_State.start(member, device, resume, keep_best) for member in members]
-    if compile:
-        members[0].objective.model.compile()
+    if compile:  # the members share one architecture, so the first member's graphs serve all of them
+        for member in members:
+            member.objective.model.compile()
     epochs = members[0].schedule.epochs
     report = TrainingProgress(epochs, first=min(len(state.history) for state in states), enabled=progress)
 
