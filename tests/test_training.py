@@ -328,6 +328,26 @@ def test_the_presets_lr_decay_reaches_the_schedule(training_shapes, tmp_path):
     assert [row["lr"] for row in history] == [lr, lr, lr / 2]  # full rate up to epoch 1, then linearly to 0
 
 
+def test_the_presets_adam_betas_reach_the_optimiser_and_resume_holds_them(training_shapes, tmp_path):
+    config = run_config(training_shapes, epochs=2, adam_betas=(0.5, 0.99), widths=(16, 8))
+    straight, killed = RunDir(tmp_path / "straight"), RunDir(tmp_path / "killed")
+    straight.create(config)
+    train_tagger(straight, config, torch.device("cpu"), resume=False, progress=False)
+    first_epoch = {**config, "training": {**config["training"], "epochs": 1}}
+    killed.create(first_epoch)
+    train_tagger(killed, first_epoch, torch.device("cpu"), resume=False, progress=False)
+    train_tagger(killed, config, torch.device("cpu"), resume=True, progress=False)
+    for run in (straight, killed):
+        (group,) = run.load_checkpoint()["optimizer"]["param_groups"]
+        assert tuple(group["betas"]) == (0.5, 0.99)
+    a, b = straight.load_checkpoint()["model"], killed.load_checkpoint()["model"]
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    default = run_config(training_shapes, epochs=1, widths=(16, 8))
+    assert tuple(default["training"]["adam_betas"]) == (0.9, 0.999)
+    with pytest.raises(UserError, match=r"adam_betas must be two numbers in \[0, 1\)"):
+        run_config(training_shapes, adam_betas=(0.9, 1.0))
+
+
 def test_an_lr_decay_outside_the_run_is_refused(training_shapes):
     with pytest.raises(UserError, match="lr decay must start within the 2 epochs"):
         run_config(training_shapes, lr_decay_from=2)

@@ -23,7 +23,8 @@ def learning_check(base: Preset) -> Variants:
 
 def shapes_gap(base: Preset) -> Variants:
     """Candidate causes of the gap to the paper's Shapes AMI, most likely first: the 2016
-    release's choices, then the schedule, then the data-side constants of Section 3.1."""
+    release's choices, then the schedule, then the data-side constants of Section 3.1, then
+    the optimiser's settings."""
     return {
         "base": {},
         "z-input-logit": {"z_input": "logit"},
@@ -35,6 +36,10 @@ def shapes_gap(base: Preset) -> Variants:
         "data-mean-0.5": {"data_mean": 0.5},
         "bit-flip-0.1": {"noise": 0.1},
         "bit-flip-0.3": {"noise": 0.3},
+        # Adam's second-moment decay (Kingma & Ba: 0.999): a shorter memory adapts each
+        # parameter's step size faster while the gradients' scale changes.
+        "adam-beta2-0.99": {"adam_betas": (0.9, 0.99)},
+        "adam-beta1-0.5": {"adam_betas": (0.5, 0.999)},
     }
 
 

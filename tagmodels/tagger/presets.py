@@ -40,6 +40,7 @@ class Preset:
     tag_norm: str | None = None  # their kind; None: as ``norm``
     valid_examples: int = 1000  # validation examples scored after every epoch
     lr_decay_from: int | None = None  # epoch from which lr falls linearly to 0 (Schedule); None: constant
+    adam_betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decay rates (torch's and Kingma & Ba's defaults)
 
     def with_overrides(self, **overrides: Any) -> "Preset":
         """A copy with the given fields replaced; None means 'keep the preset's value'."""

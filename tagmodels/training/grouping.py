@@ -124,6 +124,8 @@ def _check_positive(preset: Preset) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
     if preset.lr_decay_from is not None and not 0 <= preset.lr_decay_from < preset.epochs:
         raise UserError(f"the lr decay must start within the {preset.epochs} epochs, got epoch {preset.lr_decay_from}")
+    if len(preset.adam_betas) != 2 or not all(0 <= beta < 1 for beta in preset.adam_betas):
+        raise UserError(f"adam_betas must be two numbers in [0, 1), got {list(preset.adam_betas)}")
     if not (math.isfinite(preset.m_floor) and preset.m_floor >= 0):
         raise UserError(f"--m-floor must be a non-negative number, got {preset.m_floor}")
 
@@ -192,7 +194,8 @@ def train_taggers(
             model, train, valid, training["groups"], training["iterations"], training["batch_size"]
         )
         schedule = Schedule(training["epochs"], config["training"]["lr"], training["batch_size"],
-                            config["training"]["seed"], training.get("lr_decay_from"))
+                            config["training"]["seed"], training.get("lr_decay_from"),
+                            tuple(training.get("adam_betas", Schedule.betas)))  # absent in older runs
         members.append(Member(objective, schedule, run))
     trained = fit_population(
         members, len(splits[0][0]), resume=resume, progress=progress, precision=training["precision"],

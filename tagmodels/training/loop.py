@@ -48,6 +48,7 @@ class Schedule:
     batch_size: int
     seed: int
     decay_from: int | None = None
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's decay rates of its gradient moments
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of zero-based ``epoch``."""
@@ -56,10 +57,11 @@ class Schedule:
         return self.lr * (self.epochs - epoch) / (self.epochs - self.decay_from)
 
 
-def adam(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+def adam(model: torch.nn.Module, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
     """The optimiser of every run. The fused Adam step (one kernel over all parameters) is
-    several times faster than the per-tensor loop and computes the same update."""
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    several times faster than the per-tensor loop and computes the same update. ``betas``
+    are kept in its state dict, so a resumed run holds them."""
+    return torch.optim.Adam(model.parameters(), lr=lr, betas=betas, fused=True)
 
 
 @dataclass
@@ -97,7 +99,7 @@ class _State:
     def start(cls, member: Member, device: torch.device, resume: bool, keep_best: Selection | None) -> "_State":
         """A fresh member seeded by its schedule, or one restored from its last checkpoint."""
         model, seed = member.objective.model, member.schedule.seed
-        state = cls(member, adam(model, member.schedule.lr), torch.Generator().manual_seed(seed),
+        state = cls(member, adam(model, member.schedule.lr, member.schedule.betas), torch.Generator().manual_seed(seed),
                     randomness.generator(device, seed))
         member.run.remove_stale_temporaries()
         checkpoint = member.run.load_checkpoint() if resume else None
