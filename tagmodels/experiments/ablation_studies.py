@@ -87,6 +87,10 @@ def demo_budget(base: Preset) -> Variants:
         "widths-two-thirds-iterations-2": {"widths": narrow, "iterations": 2, "epochs": epochs(1.75)},
         "batch-64": {"batch_size": 2 * base.batch_size, "lr": base.lr * 1.5, "epochs": epochs(1.3)},
         "tag-norm-batch": {"tag_norm": "batch"},
+        # Follow-ups of batch-64: its learning rate alone, a higher one, and batch 128.
+        "batch-64-same-lr": {"batch_size": 2 * base.batch_size, "epochs": epochs(1.3)},
+        "batch-64-lr-double": {"batch_size": 2 * base.batch_size, "lr": base.lr * 2, "epochs": epochs(1.3)},
+        "batch-128": {"batch_size": 4 * base.batch_size, "lr": base.lr * 2, "epochs": epochs(1.3)},
     }
 
 
