@@ -112,7 +112,7 @@ def test_help_names_the_specs_and_every_train_option_its_preset_values():
         if isinstance(option, click.Option) and option.name != "help":
             assert option.help, option.name
     options = {option.name: " ".join(option.help.split()) for option in train.params if isinstance(option, click.Option)}
-    assert options["epochs"].endswith("[preset: demo 14, shapes-paper 100, shapes-small 40, texture-cpu 24, texture-paper 150, texture-small 10]")
+    assert options["epochs"].endswith("[preset: demo 18, shapes-paper 100, shapes-small 40, texture-cpu 24, texture-paper 150, texture-small 10]")
     assert options["groups"].endswith("[every preset: 4]")
     assert "shapes-small 0.002" in options["lr"] and "shapes-small layer" in options["norm"]
 
