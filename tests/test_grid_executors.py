@@ -242,8 +242,8 @@ def test_a_diverging_seed_is_recorded_while_the_others_finish(tmp_path, data_dir
     seeds = [Cell(method, "texture-mnist1", "50000", seed) for seed in range(3)]
     out = planned(tmp_path, data_dir, seeds)
     real = diverging_phase.Schedule
-    monkeypatch.setattr(diverging_phase, "Schedule", lambda epochs, lr, batch, seed, decay: real(
-        epochs, float("inf") if seed == 1 else lr, batch, seed, decay))
+    monkeypatch.setattr(diverging_phase, "Schedule", lambda epochs, lr, batch, seed, *rest: real(
+        epochs, float("inf") if seed == 1 else lr, batch, seed, *rest))
     with pytest.raises(UserError, match="not finite|NaN|diverged"):
         inline(out, seeds)
     rows = {row.name: row for row in status_rows(out)}

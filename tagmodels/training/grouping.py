@@ -21,7 +21,7 @@ from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.tagger.presets import Preset, get_preset
 from tagmodels.training.best import Selection
 from tagmodels.training.data import SplitTensors, data_identity, input_kind, load_split
-from tagmodels.training.loop import Member, Schedule, Trained, fit_population
+from tagmodels.training.loop import ADAM_BETAS, Member, Schedule, Trained, fit_population
 from tagmodels.training.restore import Run, restore
 from tagmodels.training.runs import RunDir, provenance
 
@@ -195,7 +195,7 @@ def train_taggers(
         )
         schedule = Schedule(training["epochs"], config["training"]["lr"], training["batch_size"],
                             config["training"]["seed"], training.get("lr_decay_from"),
-                            tuple(training.get("adam_betas", Schedule.betas)))  # absent in older runs
+                            tuple(training.get("adam_betas", ADAM_BETAS)))  # absent in older runs
         members.append(Member(objective, schedule, run))
     trained = fit_population(
         members, len(splits[0][0]), resume=resume, progress=progress, precision=training["precision"],

@@ -33,6 +33,9 @@ from tagmodels.training.step import Objective, PopulationCost, batched_on, train
 from tagmodels.training.threads import CoreShare
 
 
+ADAM_BETAS = (0.9, 0.999)  # Adam's decay rates of its gradient moments (Kingma & Ba's defaults)
+
+
 @dataclass
 class Schedule:
     """How long and how fast to train.
@@ -48,7 +51,7 @@ class Schedule:
     batch_size: int
     seed: int
     decay_from: int | None = None
-    betas: tuple[float, float] = (0.9, 0.999)  # Adam's decay rates of its gradient moments
+    betas: tuple[float, float] = ADAM_BETAS
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of zero-based ``epoch``."""
@@ -57,7 +60,7 @@ class Schedule:
         return self.lr * (self.epochs - epoch) / (self.epochs - self.decay_from)
 
 
-def adam(model: torch.nn.Module, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
+def adam(model: torch.nn.Module, lr: float, betas: tuple[float, float] = ADAM_BETAS) -> torch.optim.Adam:
     """The optimiser of every run. The fused Adam step (one kernel over all parameters) is
     several times faster than the per-tensor loop and computes the same update. ``betas``
     are kept in its state dict, so a resumed run holds them."""
