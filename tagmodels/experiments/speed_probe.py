@@ -16,23 +16,22 @@ from tagmodels.benchmark.settings import BUDGETS, METHODS
 from tagmodels.experiments.reproduce_plan import (
     PHASE_PROBE, TABLE1_NORMS, ReproduceScale, Unit, probe_key, uses_every_image,
 )
-from tagmodels.speed.timing import seconds_per_call
+from tagmodels.speed.population import step_seconds
 from tagmodels.tagger.model import Tagger
 from tagmodels.tagger.presets import Preset, get_preset
 from tagmodels.training.data import SplitTensors
 from tagmodels.training.grouping import tagger_config
-from tagmodels.training.loop import adam
-from tagmodels.training.step import PopulationCost, batched_on, train_step
-from tagmodels.training.precision import autocast
+from tagmodels.training.step import batched_on
 
 SHAPES_INPUTS, TEXTURE_SIDE = 400, 28  # 20x20 Shapes, 28x28 TextureMNIST
 
 
 class _FixedBatch:
-    """An objective that steps on one batch again and again: what the probe times."""
+    """An objective that steps on one batch of ``batch_size`` examples again and again: what the probe times."""
 
-    def __init__(self, model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], cost: Callable[..., torch.Tensor]) -> None:
-        self.model, self._inputs, self._cost = model, inputs, cost
+    def __init__(self, model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], cost: Callable[..., torch.Tensor],
+                 batch_size: int) -> None:
+        self.model, self._inputs, self._cost, self.batch_size = model, inputs, cost, batch_size
 
     def inputs(self, batch: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         return self._inputs
@@ -45,16 +44,11 @@ class _FixedBatch:
 
 
 def _rate(build: Callable[[], torch.nn.Module], inputs: tuple[torch.Tensor, ...], cost: Callable[..., torch.Tensor],
-          rows: int, members: int, lr: float, device: torch.device, precision: str, seconds: float) -> float:
+          rows: int, members: int, device: torch.device, precision: str, seconds: float) -> float:
     """Examples of an epoch per second, summed over a population of ``members`` fresh models
     from ``build`` (``rows`` examples a step each), over ``seconds`` of steps."""
-    objectives = [_FixedBatch(build(), inputs, cost) for _ in range(members)]
-    population = PopulationCost(objectives, [torch.Generator(device) for _ in objectives], batched_on(device))
-    optimizers, cast = [adam(objective.model, lr) for objective in objectives], autocast(precision, device)
-    batches, orders = [torch.empty(0)] * members, [torch.Generator()] * members
-    step_seconds = seconds_per_call(lambda: train_step(optimizers, cast, lambda: population(batches, orders)),
-                                    device, min_seconds=seconds)
-    return members * rows / step_seconds
+    objectives = [_FixedBatch(build(), inputs, cost, rows) for _ in range(members)]
+    return members * rows / step_seconds(objectives, device, precision, seconds, batched_on(device))
 
 
 def _tagger(preset: Preset, n_inputs: int, kind: str, device: torch.device) -> Tagger:
@@ -68,7 +62,7 @@ def _tagger_rate(preset: Preset, n_inputs: int, kind: str, members: int, device:
         x = (x < preset.data_mean).float()
     return _rate(lambda: _tagger(preset, n_inputs, kind, device), (x,),
                  lambda model, x: model.training_cost(model(x, preset.groups, preset.iterations)),
-                 preset.batch_size, members, preset.lr, device, precision, seconds)
+                 preset.batch_size, members, device, precision, seconds)
 
 
 def probe_speeds(scale: ReproduceScale, units: list[Unit], device: torch.device, precision: str, seconds: float,
@@ -112,7 +106,7 @@ def probe_speeds(scale: ReproduceScale, units: list[Unit], device: torch.device,
             def build(method=method, settings=settings, like=like, tagger=tagger) -> torch.nn.Module:
                 return build_classifier(method, settings, like, tagger).to(device)
 
-            record(f"{method}-{labels}", lambda members, build=build, x=like.x, targets=targets, batch=batch,
-                   lr=settings["lr"]: _rate(build, (x, targets), lambda model, x, targets: model.cost(x, targets),
-                                            batch, members, lr, device, precision, seconds))
+            record(f"{method}-{labels}", lambda members, build=build, x=like.x, targets=targets, batch=batch:
+                   _rate(build, (x, targets), lambda model, x, targets: model.cost(x, targets), batch, members,
+                         device, precision, seconds))
     return speeds

@@ -9,7 +9,7 @@ the two for ``rounds`` rounds so that a change in the machine's load hits both a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -21,7 +21,7 @@ from tagmodels.training.data import SplitTensors
 from tagmodels.training.grouping import GroupingObjective, tagger_config
 from tagmodels.training.loop import adam
 from tagmodels.training.precision import autocast
-from tagmodels.training.step import PopulationCost, batched_on, train_step
+from tagmodels.training.step import Objective, PopulationCost, batched_on, train_step
 
 
 def _objectives(preset_name: str, members: int, device: torch.device) -> list[GroupingObjective]:
@@ -41,10 +41,11 @@ def _objectives(preset_name: str, members: int, device: torch.device) -> list[Gr
     return objectives
 
 
-def _step_seconds(
-    objectives: list[GroupingObjective], device: torch.device, precision: str, seconds: float, batched: bool = True
+def step_seconds(
+    objectives: Sequence[Objective], device: torch.device, precision: str, seconds: float, batched: bool = True
 ) -> float:
-    """Seconds per training step of ``objectives`` as one population, batched or member by member."""
+    """Seconds per training step of ``objectives`` (each with a ``batch_size``) as one
+    population, batched or member by member: the loop's own step, timed over ``seconds``."""
     cost = PopulationCost(objectives, [randomness.generator(device, seed) for seed in range(len(objectives))], batched)
     optimizers = [adam(objective.model, 1e-4) for objective in objectives]
     orders = [torch.Generator().manual_seed(seed) for seed in range(len(objectives))]
@@ -64,9 +65,9 @@ def measure_population_speed(
     batch_size = objectives[0].batch_size
     together, in_turn, alone = [], [], []
     for _ in range(rounds):
-        together.append(members * batch_size / _step_seconds(objectives, device, precision, seconds))
-        in_turn.append(members * batch_size / _step_seconds(objectives, device, precision, seconds, batched=False))
-        alone.append(batch_size / _step_seconds(objectives[:1], device, precision, seconds))
+        together.append(members * batch_size / step_seconds(objectives, device, precision, seconds))
+        in_turn.append(members * batch_size / step_seconds(objectives, device, precision, seconds, batched=False))
+        alone.append(batch_size / step_seconds(objectives[:1], device, precision, seconds))
     return {
         "preset": preset_name,
         "members": members,

@@ -204,25 +204,6 @@ def train_taggers(
     return [(member.objective.model, outcome) for member, outcome in zip(members, trained)]
 
 
-def train_tagger(
-    run: RunDir,
-    config: dict[str, Any],
-    device: torch.device,
-    resume: bool,
-    progress: bool,
-    splits: tuple[SplitTensors, SplitTensors] | None = None,
-    adapt_threads: bool = False,
-) -> tuple[Tagger, list[dict]]:
-    """Train (or continue) the one run ``config`` describes (a population of one); returns the
-    model and the history, or raises :class:`TrainingDiverged` (its last checkpoint kept)."""
-    ((model, trained),) = train_taggers(
-        [run], [config], device, resume, progress, None if splits is None else [splits], adapt_threads
-    )
-    if trained.diverged is not None:
-        raise trained.diverged
-    return model, trained.history
-
-
 def rebuild_tagger(run: RunDir, config: Any) -> Tagger:
     """The untrained Tagger a run's config.json describes (checked field by field first)."""
     check_run_config(config, run.config_path)
