@@ -15,6 +15,7 @@ from tagtool_cli.options import (
     existing_file,
     number_list,
     positive,
+    positive_number,
     seed_list,
     threads_option,
 )
@@ -74,6 +75,9 @@ def _left_behind(out_dir: str) -> str:
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="shapes-small", show_default=True,
               help="hyper-parameter set; `tagtool list presets` shows every value")
 @click.option("--epochs", type=int, callback=positive, help=_preset_help("epochs to train", "epochs"))
+@click.option("--budget-minutes", type=float, callback=positive_number,
+              help="train the whole epochs that fit this many minutes at the speed of a few steps timed on "
+                   "this machine first, in place of --epochs (recorded in config.json)")
 @click.option("--groups", type=int, callback=positive, help=_preset_help("K groups during training", "groups"))
 @click.option("--iterations", type=int, callback=positive, help=_preset_help("iterations during training", "iterations"))
 @click.option("--norm", type=click.Choice(["batch", "layer"]),
@@ -117,7 +121,7 @@ def _left_behind(out_dir: str) -> str:
                    "--threads may change")
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out")
 @click.option("--quiet", is_flag=True, help="no progress bar and no line per epoch")
-def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, lr, batch_size, initial_variance, delta_z_form,
+def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, iterations, norm, lr, batch_size, initial_variance, delta_z_form,
           z_input, variance_map, likelihood_variance, m_floor, norm_epsilon, tag_norm, seed, device, precision,
           compile_model, seeds, sweep_lr, threads, resume, overwrite, quiet):
     """Train a model; writes config.json, metrics and a checkpoint per epoch to --out.
@@ -126,7 +130,7 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
     from contextlib import ExitStack
 
     from tagmodels.device import resolve_device
-    from tagmodels.training.grouping import check_run_config, new_run_config, train_taggers
+    from tagmodels.training.grouping import budget_epochs, check_run_config, new_run_config, train_taggers
     from tagdata.atomic import new_directory
     from tagmodels.training.population_runs import POPULATION, member_names, read_population, write_population
     from tagmodels.training.precision import configure, describe
@@ -136,6 +140,9 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
     dev = resolve_device(device)
     population = seeds is not None or sweep_lr is not None
     with ExitStack() as starting:  # every run opened, closed again if the command fails
+        if budget_minutes is not None and (epochs is not None or resume or compile_model):
+            raise UserError("--budget-minutes chooses the epochs of a new run from the speed of uncompiled steps: "
+                            "give it without --epochs, --resume and --compile")
         if resume:
             if overwrite:
                 raise UserError("--resume continues the run in --out and --overwrite replaces it: give one of them")
@@ -161,16 +168,26 @@ def train(model, data_path, out_dir, preset, epochs, groups, iterations, norm, l
             data_path = existing_file(data_path)
             precision = configure(dev, precision, threads)
             members = member_names(seeds or [seed], sweep_lr) if population else [(None, seed, lr)]
-            configs = [
-                new_run_config(
-                    preset, data_path, member_seed, dev, precision, bool(compile_model), epochs=epochs, groups=groups,
-                    iterations=iterations, norm=norm, lr=lr if member_lr is None else member_lr, batch_size=batch_size,
-                    initial_variance=initial_variance, delta_z_form=delta_z_form, z_input=z_input,
-                    variance_map=variance_map, likelihood_variance=likelihood_variance, m_floor=m_floor,
-                    norm_epsilon=norm_epsilon, tag_norm=tag_norm,
-                )
-                for _, member_seed, member_lr in members
-            ]
+            def run_configs(epochs: int | None) -> list[dict]:
+                return [
+                    new_run_config(
+                        preset, data_path, member_seed, dev, precision, bool(compile_model), epochs=epochs,
+                        groups=groups, iterations=iterations, norm=norm, lr=lr if member_lr is None else member_lr,
+                        batch_size=batch_size, initial_variance=initial_variance, delta_z_form=delta_z_form,
+                        z_input=z_input, variance_map=variance_map, likelihood_variance=likelihood_variance,
+                        m_floor=m_floor, norm_epsilon=norm_epsilon, tag_norm=tag_norm,
+                    )
+                    for _, member_seed, member_lr in members
+                ]
+
+            configs = run_configs(epochs)
+            if budget_minutes is not None:
+                epochs, rate = budget_epochs(configs, dev, budget_minutes)
+                configs = run_configs(epochs)
+                for config in configs:
+                    config["budget"] = {"minutes": budget_minutes, "samples_per_second": round(rate, 1), "epochs": epochs}
+                if not quiet:
+                    click.echo(f"{epochs} epochs fit {budget_minutes:g} min at the {rate:.0f} samples/s measured here")
             if population:  # a refused or failed start leaves no folder behind
                 starting.enter_context(new_directory(out_dir, ignore=(POPULATION,)))
                 write_population(Path(out_dir), [name for name, _, _ in members])

@@ -3,6 +3,7 @@ help texts cannot drift apart between commands."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -29,6 +30,13 @@ def positive(ctx: click.Context, param: click.Parameter, value):
             raise click.BadParameter(f"must each be at least 1, got {list(value)}")
     elif value is not None and value < 1:
         raise click.BadParameter(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_number(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A click callback: an unset value passes; a number must be finite and above 0."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"must be a positive number, got {value}")
     return value
 
 

@@ -42,9 +42,11 @@ def test_table1_target_trains_both_norms_then_tabulates_and_resumes_instead_of_r
 def test_demo_target_trains_the_demo_preset_draws_and_scores(tmp_path):
     out = tmp_path / "demo"
     result = make("demo", f"DEMO={out}", "DEMO_DATA=--train 60 --valid 20 --test 30 --single 0",
-                  "DEMO_OPTIONS=--epochs 1 --threads 1 --quiet")
+                  "DEMO_LENGTH=--budget-minutes 0.01", "DEMO_OPTIONS=--threads 1 --quiet")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert json.loads((out / "run" / "config.json").read_text())["preset"] == "demo"
+    config = json.loads((out / "run" / "config.json").read_text())
+    assert config["preset"] == "demo" and config["budget"]["minutes"] == 0.01
+    assert len((out / "run" / "metrics.jsonl").read_text().splitlines()) == config["training"]["epochs"] >= 1
     evaluation = json.loads((out / "evaluation.json").read_text())
     assert [row["iteration"] for row in evaluation["iterations"]] == [1, 2, 3, 4, 5]
     assert {"ami", "ari", "fg_ari", "msc"} <= set(evaluation["iterations"][-1])

@@ -189,6 +189,44 @@ def test_cli_bad_input_gives_one_line(training_shapes, tmp_path, args, message):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_budget_trains_the_epochs_that_fit_at_the_measured_speed(training_shapes, tmp_path, monkeypatch):
+    # 100 training images in batches of 32: 4 steps; 50 validation images: 2 batches at a third
+    # of a step each. At 0.25 s per step an epoch is 1.1667 s, so 0.1 min holds 5 whole epochs.
+    timed = []
+
+    def step_seconds(objectives, device, precision, seconds, batched, examples):
+        timed.append((len(objectives), examples, len(objectives[0].x)))
+        return 0.25
+
+    monkeypatch.setattr("tagmodels.training.grouping.step_seconds", step_seconds)
+    out = tmp_path / "pop"
+    result = CliRunner().invoke(tagtool, [
+        "train", "--data", str(training_shapes), "--out", str(out), "--preset", "demo", "--batch-size", "32",
+        "--seeds", "0-1", "--budget-minutes", "0.1", "--threads", "1",
+    ])
+    assert result.exit_code == 0, result.output
+    assert timed == [(2, 32, 100)]  # the whole population, at the run's own batch and data
+    assert "5 epochs fit 0.1 min at the 256 samples/s measured here" in result.output
+    for seed in ("seed-0", "seed-1"):
+        config = json.loads((out / seed / "config.json").read_text())
+        assert config["training"]["epochs"] == 5
+        assert config["budget"] == {"minutes": 0.1, "samples_per_second": 256.0, "epochs": 5}
+        assert len((out / seed / "metrics.jsonl").read_text().splitlines()) == 5
+
+
+@pytest.mark.parametrize("extra", [["--epochs", "2"], ["--compile"]])
+def test_a_budget_is_refused_beside_fixed_epochs_or_compilation(training_shapes, tmp_path, extra):
+    result = CliRunner().invoke(tagtool, [
+        "train", "--data", str(training_shapes), "--out", str(tmp_path / "r"), "--budget-minutes", "1", *extra,
+    ])
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == [
+        "Error: --budget-minutes chooses the epochs of a new run from the speed of uncompiled steps: "
+        "give it without --epochs, --resume and --compile"
+    ]
+    assert not (tmp_path / "r").exists()
+
+
 def test_cli_refuses_to_clobber_a_run(training_shapes, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
@@ -417,3 +455,10 @@ def test_initial_variance_and_delta_z_form_reach_the_model_and_resume_holds_them
 def test_z_input_reaches_the_model_and_resume_holds_it(training_shapes):
     config = new_run_config("shapes-small", str(training_shapes), seed=0, device=torch.device("cpu"), z_input="logit")
     assert config["tagger"]["z_input"] == "logit" and held_settings(config)["z_input"] == "logit"
+
+
+def test_a_budget_too_short_for_one_epoch_still_trains_one():
+    from tagmodels.training.budget import epochs_within
+
+    assert epochs_within(1.0, 10.0, train_examples=100, batch_size=32, valid_examples=50) == 1
+    assert epochs_within(7.5, 0.25, train_examples=100, batch_size=32, valid_examples=50) == 6  # 1.1667 s each

@@ -1,8 +1,8 @@
 """The speed probe of ``tagtool reproduce``: a few seconds of training steps of every model
 kind the plan trains, in populations of as many seeds as its units train together, on the
 device and in the precision the runs will use, as samples per second of all members (the
-training loop's own population step: tagmodels.training.step, timed by
-tagmodels.speed.timing). The plan's estimates divide each run's work by these."""
+training loop's own population step, timed by tagmodels.training.budget.step_seconds). The
+plan's estimates divide each run's work by these."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from tagmodels.benchmark.settings import BUDGETS, METHODS
 from tagmodels.experiments.reproduce_plan import (
     PHASE_PROBE, TABLE1_NORMS, ReproduceScale, Unit, probe_key, uses_every_image,
 )
-from tagmodels.speed.population import step_seconds
 from tagmodels.tagger.model import Tagger
 from tagmodels.tagger.presets import Preset, get_preset
+from tagmodels.training.budget import step_seconds
 from tagmodels.training.data import SplitTensors
 from tagmodels.training.grouping import tagger_config
 from tagmodels.training.step import batched_on

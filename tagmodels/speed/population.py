@@ -3,25 +3,22 @@ member), against the same P runs trained one after another (a single run's speed
 to back take P times as long).
 
 Both are timed on the same random data of the preset's input size with the loop's own step
-(:class:`tagmodels.training.step.PopulationCost` and :func:`train_step`), alternating between
+(:func:`tagmodels.training.budget.step_seconds`), alternating between
 the two for ``rounds`` rounds so that a change in the machine's load hits both alike.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
-from tagmodels import randomness
-from tagmodels.speed.timing import seconds_per_call
 from tagmodels.tagger.model import Tagger
 from tagmodels.tagger.presets import get_preset
+from tagmodels.training.budget import step_seconds
 from tagmodels.training.data import SplitTensors
 from tagmodels.training.grouping import GroupingObjective, tagger_config
-from tagmodels.training.loop import adam
-from tagmodels.training.precision import autocast
-from tagmodels.training.step import Objective, PopulationCost, batched_on, train_step
+from tagmodels.training.step import batched_on
 
 
 def _objectives(preset_name: str, members: int, device: torch.device) -> list[GroupingObjective]:
@@ -39,20 +36,6 @@ def _objectives(preset_name: str, members: int, device: torch.device) -> list[Gr
         model = Tagger(tagger_config(preset, side * side, kind)).to(device)
         objectives.append(GroupingObjective(model, data, data, preset.groups, preset.iterations, preset.batch_size))
     return objectives
-
-
-def step_seconds(
-    objectives: Sequence[Objective], device: torch.device, precision: str, seconds: float, batched: bool = True
-) -> float:
-    """Seconds per training step of ``objectives`` (each with a ``batch_size``) as one
-    population, batched or member by member: the loop's own step, timed over ``seconds``."""
-    cost = PopulationCost(objectives, [randomness.generator(device, seed) for seed in range(len(objectives))], batched)
-    optimizers = [adam(objective.model, 1e-4) for objective in objectives]
-    orders = [torch.Generator().manual_seed(seed) for seed in range(len(objectives))]
-    batch_size = objectives[0].batch_size
-    batches = [torch.arange(batch_size, device=device) for _ in objectives]
-    cast = autocast(precision, device)
-    return seconds_per_call(lambda: train_step(optimizers, cast, lambda: cost(batches, orders)), device, seconds)
 
 
 def measure_population_speed(

@@ -20,10 +20,12 @@ from tagmodels.tagger.evaluation import evaluate_grouping
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.tagger.presets import Preset, get_preset
 from tagmodels.training.best import Selection
+from tagmodels.training.budget import PROBE_SECONDS, epochs_within, step_seconds
 from tagmodels.training.data import SplitTensors, data_identity, input_kind, load_split
 from tagmodels.training.loop import ADAM_BETAS, Member, Schedule, Trained, fit_population
 from tagmodels.training.restore import Run, restore
 from tagmodels.training.runs import RunDir, provenance
+from tagmodels.training.step import batched_on
 
 VALIDATION_SEED = 1234  # fixed initial m and corruption for the per-epoch validation
 BEST = Selection("valid_ami")  # best.pt: the epoch whose validation AMI is highest
@@ -157,6 +159,51 @@ def population_settings(config: dict[str, Any]) -> dict[str, Any]:
     return {"data": config["data"], "tagger": config["tagger"], "training": training}
 
 
+def grouping_objectives(
+    configs: list[dict[str, Any]], device: torch.device,
+    splits: Sequence[tuple[SplitTensors, SplitTensors]] | None = None,
+) -> list[GroupingObjective]:
+    """The objectives of the runs ``configs`` describe as one population (their seeds and
+    learning rates may differ, nothing else), each model at its seed's initial parameters.
+
+    The data are read once from the configs' file unless ``splits`` gives each run's (train,
+    valid) already loaded (the benchmark passes pixel-permuted ones, a permutation per seed).
+    """
+    shared = population_settings(configs[0])
+    if any(population_settings(config) != shared for config in configs[1:]):
+        raise ValueError("the runs of one population may differ only in their seed and learning rate")
+    training = configs[0]["training"]
+    if splits is None:
+        loaded = (load_split(shared["data"], "train", device),
+                  load_split(shared["data"], "valid", device, limit=training["valid_examples"]))
+        splits = [loaded] * len(configs)
+    if len(splits) != len(configs):
+        raise ValueError("one (train, valid) pair per run")
+    objectives = []
+    for config, (train, valid) in zip(configs, splits):
+        torch.manual_seed(config["training"]["seed"])  # the initial parameters
+        model = Tagger(TaggerConfig.from_dict(config["tagger"])).to(device)
+        train.check_inputs(model.config.n_inputs, shared["data"], model.config.input_kind)
+        objectives.append(GroupingObjective(
+            model, train, valid.head(training["valid_examples"]), training["groups"], training["iterations"],
+            training["batch_size"],
+        ))
+    return objectives
+
+
+def budget_epochs(configs: list[dict[str, Any]], device: torch.device, minutes: float) -> tuple[int, float]:
+    """The whole epochs of the population ``configs`` describe that fit ``minutes`` of training
+    on this device now, and the training samples per second (all members) they were
+    measured at (:mod:`tagmodels.training.budget`)."""
+    objectives = grouping_objectives(configs, device)  # timed, then dropped: training rebuilds them
+    training = configs[0]["training"]
+    examples, batch_size = len(objectives[0].x), training["batch_size"]
+    rows = min(batch_size, examples)
+    seconds = step_seconds(objectives, device, training["precision"], PROBE_SECONDS, batched_on(device), rows)
+    epochs = epochs_within(60 * minutes, seconds, examples, batch_size, len(objectives[0].valid.x))
+    return epochs, len(objectives) * rows / seconds
+
+
 def train_taggers(
     runs: list[RunDir],
     configs: list[dict[str, Any]],
@@ -170,38 +217,23 @@ def train_taggers(
     """Train (or continue) the runs ``configs`` describe as one population (their seeds and
     learning rates may differ, nothing else); returns each member's model and outcome.
 
-    The data are read once from the configs' file unless ``splits`` gives each run's (train,
-    valid) already loaded (the benchmark passes pixel-permuted ones, a permutation per seed).
-    ``deadline``: as :func:`tagmodels.training.loop.fit_population`.
+    ``splits``: as :func:`grouping_objectives`; ``deadline``: as
+    :func:`tagmodels.training.loop.fit_population`.
     """
-    shared = population_settings(configs[0])
-    if any(population_settings(config) != shared for config in configs[1:]):
-        raise ValueError("the runs of one population may differ only in their seed and learning rate")
+    objectives = grouping_objectives(configs, device, splits)
+    members = [Member(objective, _schedule(config), run) for run, config, objective in zip(runs, configs, objectives)]
     training = configs[0]["training"]
-    if splits is None:
-        loaded = (load_split(shared["data"], "train", device),
-                  load_split(shared["data"], "valid", device, limit=training["valid_examples"]))
-        splits = [loaded] * len(runs)
-    if len(splits) != len(runs):
-        raise ValueError("one (train, valid) pair per run")
-    members = []
-    for run, config, (train, valid) in zip(runs, configs, splits):
-        torch.manual_seed(config["training"]["seed"])  # the initial parameters
-        model = Tagger(TaggerConfig.from_dict(config["tagger"])).to(device)
-        train.check_inputs(model.config.n_inputs, shared["data"], model.config.input_kind)
-        valid = valid.head(training["valid_examples"])
-        objective = GroupingObjective(
-            model, train, valid, training["groups"], training["iterations"], training["batch_size"]
-        )
-        schedule = Schedule(training["epochs"], config["training"]["lr"], training["batch_size"],
-                            config["training"]["seed"], training.get("lr_decay_from"),
-                            tuple(training.get("adam_betas", ADAM_BETAS)))  # absent in older runs
-        members.append(Member(objective, schedule, run))
     trained = fit_population(
-        members, len(splits[0][0]), resume=resume, progress=progress, precision=training["precision"],
+        members, len(objectives[0].x), resume=resume, progress=progress, precision=training["precision"],
         compile=training["compile"], keep_best=BEST, adapt_threads=adapt_threads, deadline=deadline,
     )
     return [(member.objective.model, outcome) for member, outcome in zip(members, trained)]
+
+
+def _schedule(config: dict[str, Any]) -> Schedule:
+    training = config["training"]
+    return Schedule(training["epochs"], training["lr"], training["batch_size"], training["seed"],
+                    training.get("lr_decay_from"), tuple(training.get("adam_betas", ADAM_BETAS)))  # absent in older runs
 
 
 def rebuild_tagger(run: RunDir, config: Any) -> Tagger:
