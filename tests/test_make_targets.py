@@ -48,6 +48,7 @@ def test_demo_target_trains_the_demo_preset_draws_and_scores(tmp_path):
     assert config["preset"] == "demo" and config["budget"]["minutes"] == 0.01
     assert len((out / "run" / "metrics.jsonl").read_text().splitlines()) == config["training"]["epochs"] >= 1
     evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["training"]["budget"] == config["budget"]
     assert [row["iteration"] for row in evaluation["iterations"]] == [1, 2, 3, 4, 5]
     assert {"ami", "ari", "fg_ari", "msc"} <= set(evaluation["iterations"][-1])
     assert (out / "tagger.png").stat().st_size > 0

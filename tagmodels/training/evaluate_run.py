@@ -96,6 +96,7 @@ def evaluate_run(
             "epochs": len(history),
             "seconds": training_seconds(history),
             **{key: config.get("provenance", {}).get(key) for key in ("device", "commit", "command")},
+            **({"budget": config["budget"]} if "budget" in config else {}),  # train --budget-minutes
         },
         **provenance(device, seed),
     }
