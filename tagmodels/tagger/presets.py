@@ -55,11 +55,11 @@ PRESETS: dict[str, Preset] = {
     "shapes-small": Preset(
         "shapes", (500, 250, 125), "layer", epochs=40, lr=2e-3, batch_size=32, valid_examples=500
     ),
-    # `make demo` (under 2 minutes of training on an idle 2-core CPU, fp32): shapes-small at
-    # 300/150/75 and 18 epochs of 5,000 images. Batch 64 at lr 3e-3 beat batch 32 at 2e-3 for
-    # the same CPU time over 3 seeds (validation AMI 0.464 against 0.444); fewer training
-    # iterations, narrower layers, batch 128 and the other rates did not
-    # (results/shapes/ablations/demo-budget.md). Still short of shapes-small's 0.64 after 40 epochs.
+    # `make demo` trains it for 2 minutes (`--budget-minutes 2`: 23 epochs of 5,000 images on an
+    # idle 2-core AMD EPYC, fp32; 18 without a budget): shapes-small at 300/150/75. Batch 64 at
+    # lr 3e-3 beat batch 32 at 2e-3 for the same CPU time over 3 seeds (validation AMI 0.464
+    # against 0.444); fewer training iterations, narrower layers, batch 128 and the other rates
+    # did not (results/shapes/ablations/demo-budget.md). Still short of shapes-small's 0.64 after 40 epochs.
     "demo": Preset(
         "shapes", (300, 150, 75), "layer", epochs=18, lr=3e-3, batch_size=64, valid_examples=250
     ),
