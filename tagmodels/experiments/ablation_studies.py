@@ -94,7 +94,20 @@ def demo_budget(base: Preset) -> Variants:
     }
 
 
+def norm_split(base: Preset) -> Variants:
+    """Which LayerNorm makes Tagger* group better than Tagger (Table 1: 0.97 against 0.79):
+    the Ladder's, or the TAG part's (the input projection and the z and m read-outs, per row
+    in Tagger*, over examples and groups in Tagger and in the 2016 release). Each pairing of
+    the two normalisations, whatever the base preset's."""
+    return {
+        "layer": {"norm": "layer", "tag_norm": "layer"},
+        "ladder-layer-tag-batch": {"norm": "layer", "tag_norm": "batch"},
+        "ladder-batch-tag-layer": {"norm": "batch", "tag_norm": "layer"},
+        "batch": {"norm": "batch", "tag_norm": "batch"},
+    }
+
+
 STUDIES: dict[str, Callable[[Preset], Variants]] = {
     "learning-check": learning_check, "shapes-gap": shapes_gap, "texture-grouping": texture_grouping,
-    "demo-budget": demo_budget,
+    "demo-budget": demo_budget, "norm-split": norm_split,
 }
