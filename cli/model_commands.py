@@ -106,6 +106,9 @@ def _left_behind(out_dir: str) -> str:
               help="normalisation of the input projection and the z and m read-outs (default: as --norm); "
                    "--norm layer --tag-norm batch: LayerNorm in the Ladder only, the read-outs over examples "
                    "and groups as the 2016 release")
+@click.option("--z-norm", type=click.Choice(["batch", "layer"]),
+              help="normalisation of the z read-out alone (default: as --tag-norm); --norm batch --z-norm "
+                   "layer: Tagger with its z read-out per row (docs/ablations.md)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial parameters and the data order")
 @click.option("--seeds", callback=seed_list, help="train a population, one run per seed, as one batched computation: "
               "e.g. 0-4 or 0,3,7 (--out then holds a run directory per member)")
@@ -121,9 +124,10 @@ def _left_behind(out_dir: str) -> str:
                    "--threads may change")
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out")
 @click.option("--quiet", is_flag=True, help="no progress bar and no line per epoch")
-def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, iterations, norm, lr, batch_size, initial_variance, delta_z_form,
-          z_input, variance_map, likelihood_variance, m_floor, norm_epsilon, tag_norm, seed, device, precision,
-          compile_model, seeds, sweep_lr, threads, resume, overwrite, quiet):
+def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, iterations, norm, lr, batch_size,
+          initial_variance, delta_z_form, z_input, variance_map, likelihood_variance, m_floor, norm_epsilon,
+          tag_norm, z_norm, seed, device, precision, compile_model, seeds, sweep_lr, threads, resume, overwrite,
+          quiet):
     """Train a model; writes config.json, metrics and a checkpoint per epoch to --out.
 
     With --seeds or --sweep-lr, a population: a run directory per member in --out."""
@@ -175,7 +179,7 @@ def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, ite
                         groups=groups, iterations=iterations, norm=norm, lr=lr if member_lr is None else member_lr,
                         batch_size=batch_size, initial_variance=initial_variance, delta_z_form=delta_z_form,
                         z_input=z_input, variance_map=variance_map, likelihood_variance=likelihood_variance,
-                        m_floor=m_floor, norm_epsilon=norm_epsilon, tag_norm=tag_norm,
+                        m_floor=m_floor, norm_epsilon=norm_epsilon, tag_norm=tag_norm, z_norm=z_norm,
                     )
                     for _, member_seed, member_lr in members
                 ]

@@ -147,6 +147,16 @@ def test_layer_norm_in_the_ladder_only_normalises_the_read_outs_over_examples_an
     assert isinstance(layer.m_norm, nn.LayerNorm)
 
 
+def test_the_z_norm_changes_the_z_read_out_alone_and_resume_holds_it(shapes_file):
+    model = continuous_tagger(tag_norm="batch", z_norm="layer")
+    assert isinstance(model.z_norm, nn.LayerNorm)
+    assert all(isinstance(norm, nn.BatchNorm1d) for norm in (model.input_norm, model.m_norm))
+    assert isinstance(continuous_tagger(tag_norm="batch").z_norm, nn.BatchNorm1d)  # unset: as tag_norm
+    config = new_run_config("demo", str(shapes_file), seed=0, device=torch.device("cpu"),
+                            norm="batch", z_norm="layer")
+    assert config["tagger"]["z_norm"] == "layer" and held_settings(config)["z_norm"] == "layer"
+
+
 def test_bad_release_options_are_refused(texture_file):
     for option, value in (("m_floor", -1e-5), ("norm_epsilon", 0.0)):
         with pytest.raises(UserError, match="--" + option.replace("_", "-")):

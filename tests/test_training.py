@@ -342,16 +342,18 @@ def test_a_study_sets_each_variants_change_on_its_runs_and_reports_the_spread(tr
 def test_the_norm_split_study_puts_each_normalisation_where_its_variant_says(training_shapes, tmp_path):
     out = tmp_path / "study"
     result = invoke("ablation", "--data", str(training_shapes), "--out", str(out), "--study", "norm-split",
-                    "--only", "ladder-batch-tag-layer,ladder-layer-tag-batch", "--epochs", "1", "--split", "valid",
-                    "--iterations", "1", "--device", "cpu", "--json", str(tmp_path / "s.json"))
+                    "--only", "ladder-batch-tag-layer,ladder-layer-tag-batch,batch-z-layer", "--epochs", "1",
+                    "--split", "valid", "--iterations", "1", "--device", "cpu", "--json", str(tmp_path / "s.json"))
     assert result.exit_code == 0, result.output
     for name, ladder, tag in [("ladder-batch-tag-layer", torch.nn.BatchNorm1d, torch.nn.LayerNorm),
                               ("ladder-layer-tag-batch", torch.nn.LayerNorm, torch.nn.BatchNorm1d)]:
         model = load_tagger(RunDir(out / name), torch.device("cpu")).model
         assert {type(norm) for norm in [*model.ladder.encoder_norm, *model.ladder.decoder_norm]} == {ladder}
         assert {type(norm) for norm in (model.input_norm, model.z_norm, model.m_norm)} == {tag}
+    model = load_tagger(RunDir(out / "batch-z-layer"), torch.device("cpu")).model
+    assert isinstance(model.z_norm, torch.nn.LayerNorm) and isinstance(model.m_norm, torch.nn.BatchNorm1d)
     assert list(json.loads((tmp_path / "s.json").read_text())["variants"]) == [
-        "ladder-layer-tag-batch", "ladder-batch-tag-layer"]  # the study's order
+        "ladder-layer-tag-batch", "ladder-batch-tag-layer", "batch-z-layer"]  # the study's order
 
 
 def test_the_texture_study_trains_k_groups_and_keeps_each_variants_validation_ami_per_epoch(texture_file, tmp_path):

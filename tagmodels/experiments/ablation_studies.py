@@ -98,12 +98,13 @@ def norm_split(base: Preset) -> Variants:
     """Which LayerNorm makes Tagger* group better than Tagger (Table 1: 0.97 against 0.79):
     the Ladder's, or the TAG part's (the input projection and the z and m read-outs, per row
     in Tagger*, over examples and groups in Tagger and in the 2016 release). Each pairing of
-    the two normalisations, whatever the base preset's."""
+    the two normalisations, whatever the base preset's; then Tagger with its z read-out alone per row."""
     return {
         "layer": {"norm": "layer", "tag_norm": "layer"},
         "ladder-layer-tag-batch": {"norm": "layer", "tag_norm": "batch"},
         "ladder-batch-tag-layer": {"norm": "batch", "tag_norm": "layer"},
         "batch": {"norm": "batch", "tag_norm": "batch"},
+        "batch-z-layer": {"norm": "batch", "tag_norm": "batch", "z_norm": "layer"},
     }
 
 

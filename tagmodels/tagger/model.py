@@ -58,6 +58,9 @@ class TaggerConfig:
     norm_epsilon: float = NORM_EPSILON  # of the input projection's and read-outs' norms; the release 1e-10
     # Those norms' kind; None: as ``norm``. "batch" with norm "layer": LayerNorm in the Ladder only.
     tag_norm: Norm | None = None
+    # The z read-out's alone; None: as ``tag_norm``. "layer" with norm "batch": Tagger with its
+    # z read-out per row, which grouped Shapes as Tagger* does (docs/ablations.md, norm-split).
+    z_norm: Norm | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,7 +116,7 @@ class Tagger(nn.Module):
             config.widths, config.norm, config.gate_sigmoid, config.top_activation, running_stats=False
         )
         self.z_map = scaled_linear(width, n)
-        self.z_norm = make_norm(tag_norm, n, running_stats=False, eps=eps)
+        self.z_norm = make_norm(config.z_norm or tag_norm, n, running_stats=False, eps=eps)
         self.z_affine = UnitAffine(n, scale=True)
         self.m_map = scaled_linear(width, n)
         self.m_norm = make_norm(tag_norm, n, running_stats=False, eps=eps)

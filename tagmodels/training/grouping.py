@@ -87,6 +87,7 @@ def tagger_config(preset: Preset, n_inputs: int, kind: str) -> TaggerConfig:
         m_floor=preset.m_floor,
         norm_epsilon=preset.norm_epsilon,
         tag_norm=preset.tag_norm,  # type: ignore[arg-type]
+        z_norm=preset.z_norm,  # type: ignore[arg-type]
     )
 
 
