@@ -474,7 +474,7 @@ def test_z_input_reaches_the_model_and_resume_holds_it(training_shapes):
     assert config["tagger"]["z_input"] == "logit" and held_settings(config)["z_input"] == "logit"
 
 
-def test_a_budget_too_short_for_one_epoch_still_trains_one():
+def test_a_budget_counts_whole_epochs_and_at_least_one():
     from tagmodels.training.budget import epochs_within
 
     assert epochs_within(1.0, 10.0, train_examples=100, batch_size=32, valid_examples=50) == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from tagmodels.speed.timing import seconds_per_call
+from tagmodels.timing import seconds_per_call
 
 # Dense bf16 tensor-core peaks (TFLOP/s, without sparsity) from NVIDIA's datasheets, most
 # specific name first: "H100 PCIe" before "H100", "L40S" before "L4".

@@ -3,8 +3,8 @@ member), against the same P runs trained one after another (a single run's speed
 to back take P times as long).
 
 Both are timed on the same random data of the preset's input size with the loop's own step
-(:func:`tagmodels.training.budget.step_seconds`), alternating between
-the two for ``rounds`` rounds so that a change in the machine's load hits both alike.
+(:func:`tagmodels.training.budget.step_seconds`), alternating between the two for ``rounds``
+rounds so that a change in the machine's load hits both alike.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from torch import nn
 from torch.autograd import DeviceType
 
 from tagmodels.speed.peak import datasheet_tflops, measured_matmul_tflops
-from tagmodels.speed.timing import seconds_per_call, synchronize
+from tagmodels.timing import seconds_per_call, synchronize
 from tagmodels.tagger.model import Tagger
 from tagmodels.tagger.presets import get_preset
 from tagmodels.training.grouping import tagger_config

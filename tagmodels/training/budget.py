@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 
 from tagmodels import randomness
-from tagmodels.speed.timing import seconds_per_call
+from tagmodels.timing import seconds_per_call
 from tagmodels.training.loop import adam
 from tagmodels.training.precision import autocast
 from tagmodels.training.step import Objective, PopulationCost, train_step
