@@ -61,6 +61,10 @@ class TaggerConfig:
     # The z read-out's alone; None: as ``tag_norm``. "layer" with norm "batch": Tagger with its
     # z read-out per row, which grouped Shapes as Tagger* does (docs/ablations.md, norm-split).
     z_norm: Norm | None = None
+    # m^0 = softmax over groups of these logits: N(0, 1) draws (the paper), blurred over the image
+    # by a Gaussian of m0_smoothing pixels, times m0_scale (tag.initial_m_logits; docs/textures.md).
+    m0_scale: float = 1.0
+    m0_smoothing: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,6 +107,10 @@ class Tagger(nn.Module):
             raise ValueError(f"cannot zero {sorted(unknown)}: choose from {', '.join(ABLATABLE_INPUTS)}")
         if not (math.isfinite(config.m_floor) and config.m_floor >= 0):
             raise ValueError(f"m_floor must be a non-negative number, got {config.m_floor}")
+        if not (math.isfinite(config.m0_scale) and config.m0_scale > 0):
+            raise ValueError(f"m0_scale must be positive, got {config.m0_scale}")
+        if not (math.isfinite(config.m0_smoothing) and config.m0_smoothing >= 0):
+            raise ValueError(f"m0_smoothing must be a non-negative number, got {config.m0_smoothing}")
         if not (math.isfinite(config.norm_epsilon) and config.norm_epsilon > 0):
             raise ValueError(f"norm_epsilon must be positive, got {config.norm_epsilon}")
         self.config = config
@@ -134,10 +142,12 @@ class Tagger(nn.Module):
         return tag.variance(self.v_raw, self.config.variance_map)
 
     def initial_state(self, batch: int, groups: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z^0 = the data mean; m^0 = softmax over groups of N(0, 1) samples (log m^0 returned)."""
-        n = self.config.n_inputs
-        z0 = like.new_full((batch, groups, n), self.config.data_mean)
-        log_m0 = torch.log_softmax(randomness.normal_like(z0), dim=1)
+        """z^0 = the data mean; m^0 = softmax over groups of random logits, N(0, 1) samples by
+        default (log m^0 returned)."""
+        cfg = self.config
+        z0 = like.new_full((batch, groups, cfg.n_inputs), cfg.data_mean)
+        logits = tag.initial_m_logits(randomness.normal_like(z0), cfg.m0_scale, cfg.m0_smoothing)
+        log_m0 = torch.log_softmax(logits, dim=1)
         return z0, log_m0
 
     def step(

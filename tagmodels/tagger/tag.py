@@ -55,6 +55,33 @@ def raw_variance(v: float, variance_map: VarianceMap) -> float:
     raise ValueError(f"unknown variance_map {variance_map!r}: choose one of {', '.join(VARIANCE_MAPS)}")
 
 
+def initial_m_logits(noise: torch.Tensor, scale: float, smoothing: float) -> torch.Tensor:
+    """m^0's logits from N(0, 1) draws (B, K, N): optionally blurred over the square image grid
+    by a Gaussian of ``smoothing`` pixels (then restandardised), times ``scale``.
+
+    The paper draws m^0 at random per element (scale 1, no smoothing). Both knobs strengthen
+    what tells the K groups apart at the first iteration, where their inputs differ only through
+    m^0 (docs/textures.md, "symmetry").
+    """
+    if smoothing > 0:
+        b, k, n = noise.shape
+        side = math.isqrt(n)
+        if side * side != n:
+            raise ValueError(f"m^0 smoothing needs a square image, got {n} elements")
+        radius = max(1, math.ceil(3 * smoothing))
+        offsets = torch.arange(-radius, radius + 1, dtype=noise.dtype, device=noise.device)
+        kernel = torch.exp(-0.5 * (offsets / smoothing) ** 2)
+        kernel = kernel / kernel.square().sum().sqrt()  # unit variance per axis for iid input
+        grid = noise.reshape(b * k, 1, side, side)
+        for shape in ((1, 1, -1, 1), (1, 1, 1, -1)):  # separable: rows, then columns
+            pad = (0, 0, radius, radius) if shape[2] == -1 else (radius, radius, 0, 0)
+            grid = torch.nn.functional.conv2d(
+                torch.nn.functional.pad(grid, pad, mode="reflect"), kernel.view(shape)
+            )
+        noise = grid.reshape(b, k, n)
+    return scale * noise
+
+
 def corrupt(x: torch.Tensor, kind: InputKind, noise: float) -> torch.Tensor:
     """x~: bit flips with probability ``noise`` (binary) or additive N(0, noise^2) (continuous)."""
     if kind == "binary":

@@ -88,6 +88,8 @@ def tagger_config(preset: Preset, n_inputs: int, kind: str) -> TaggerConfig:
         norm_epsilon=preset.norm_epsilon,
         tag_norm=preset.tag_norm,  # type: ignore[arg-type]
         z_norm=preset.z_norm,  # type: ignore[arg-type]
+        m0_scale=preset.m0_scale,
+        m0_smoothing=preset.m0_smoothing,
     )
 
 
@@ -121,7 +123,7 @@ def _check_positive(preset: Preset) -> None:
     for name in ("epochs", "batch_size", "groups", "iterations", "eval_iterations"):
         if getattr(preset, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(preset, name)}")
-    for name in ("lr", "initial_variance", "norm_epsilon"):
+    for name in ("lr", "initial_variance", "norm_epsilon", "m0_scale"):
         value = getattr(preset, name)
         if not (math.isfinite(value) and value > 0):
             raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
@@ -131,6 +133,8 @@ def _check_positive(preset: Preset) -> None:
         raise UserError(f"adam_betas must be two numbers in [0, 1), got {list(preset.adam_betas)}")
     if not (math.isfinite(preset.m_floor) and preset.m_floor >= 0):
         raise UserError(f"--m-floor must be a non-negative number, got {preset.m_floor}")
+    if not (math.isfinite(preset.m0_smoothing) and preset.m0_smoothing >= 0):
+        raise UserError(f"--m0-smoothing must be a non-negative number, got {preset.m0_smoothing}")
 
 
 def check_run_config(config: Any, source: Path) -> None:
