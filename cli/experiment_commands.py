@@ -1,5 +1,6 @@
 """`tagtool reproduce`: the paper's Tables 1 and 2 in one prepared, budgeted, resumable run
-(tagmodels.experiments.reproduce)."""
+(tagmodels.experiments.reproduce); `tagtool supervised-grouping`: what the supervised phase
+does to a trained Tagger's grouping (tagmodels.experiments.supervised_grouping)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 
 import click
 from tagtool_cli.interrupts import on_interrupt
-from tagtool_cli.options import DEVICE_HELP, PRECISION_CHOICE, PRECISION_HELP, positive, threads_option
+from tagtool_cli.options import (
+    DEVICE_HELP, PRECISION_CHOICE, PRECISION_HELP, positive, positive_number, threads_option, width_list,
+)
+from tagtool_cli.outputs import output_file
 
 from tagdata.errors import UserError
 
@@ -63,4 +67,46 @@ def reproduce(out_dir, device, budget, scale, seeds_table1, seeds_table2, mnist_
     click.echo(f"{counts} in {time.perf_counter() - started:.0f} s -> {out / 'report.md'}")
 
 
-COMMANDS: list[click.Command] = [reproduce]
+@click.command("supervised-grouping")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="run directory of the supervised phase (run the same command again to resume it)")
+@click.option("--epochs", type=int, default=4, show_default=True, callback=positive)
+@click.option("--lr", type=float, default=1e-3, show_default=True, callback=positive_number,
+              help="Adam's learning rate (the cpu scale of Table 2: 0.001; the 2016 release's runner: 0.0002)")
+@click.option("--fresh-widths", default="200,100", show_default=True, callback=width_list,
+              help="the two fresh hidden layers grown on top (Section 3.3: 500,250 at the paper's widths)")
+@click.option("--classification-weight", type=float, default=0.1, show_default=True, callback=positive_number)
+@click.option("--noise", type=float, default=0.18, show_default=True, callback=positive_number,
+              help="corruption sigma of the supervised phase")
+@click.option("--iterations", type=int, default=4, show_default=True, callback=positive,
+              help="iterations of the supervised phase")
+@click.option("--eval-iterations", type=int, default=5, show_default=True, callback=positive)
+@click.option("--valid-examples", type=int, default=1000, show_default=True, callback=positive)
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the fresh layers and the data order")
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--precision", type=PRECISION_CHOICE, default="auto", show_default=True, help=PRECISION_HELP)
+@threads_option
+@click.option("--json", "json_out", required=True, callback=output_file(".json"),
+              help="write the grouping before and after, per iteration and per epoch")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def supervised_grouping(run_dir, out_dir, epochs, lr, fresh_widths, classification_weight, noise, iterations,
+                        eval_iterations, valid_examples, seed, device, precision, threads, json_out, quiet):
+    """Train the supervised phase (Section 3.3, every label) on a Tagger run; AMI before and after."""
+    from tagmodels.device import resolve_device
+    from tagmodels.experiments.supervised_grouping import supervised_grouping as run_phase
+    from tagmodels.training.precision import configure
+    from tagmodels.training.runs import write_json
+
+    dev = resolve_device(device)
+    resolved = configure(dev, precision, threads)
+    on_interrupt(lambda: f"the phase resumes from its last epoch: run the same command again ({out_dir})")
+    record = run_phase(run_dir, out_dir, dev, epochs, lr, fresh_widths, classification_weight, noise, iterations,
+                       eval_iterations, valid_examples, seed, resolved, progress=not quiet)
+    write_json(json_out, record)
+    before, after = record["before"]["iterations"][-1]["ami"], record["after"]["iterations"][-1]["ami"]
+    click.echo(f"AMI after {eval_iterations} iterations: {before:.3f} before, {after:.3f} after the supervised phase; "
+               f"validation error {record['after']['classification_error']:.1f} % -> {json_out}")
+
+
+COMMANDS: list[click.Command] = [reproduce, supervised_grouping]

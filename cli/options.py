@@ -69,6 +69,17 @@ def number_list(ctx: click.Context, param: click.Parameter, value: str | None) -
     return numbers
 
 
+def width_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    """A click callback: "200,100" as layer widths, each at least 1."""
+    try:
+        widths = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give whole numbers separated by commas, e.g. 200,100") from None
+    if not widths or min(widths) < 1:
+        raise click.BadParameter(f"{value!r}: every width must be at least 1")
+    return widths
+
+
 def existing_file(path: str) -> str:
     """``path`` when it names a file; a one-line error otherwise."""
     if not Path(path).is_file():
