@@ -71,7 +71,8 @@ def reproduce(out_dir, device, budget, scale, seeds_table1, seeds_table2, mnist_
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="run directory of the supervised phase (run the same command again to resume it)")
-@click.option("--epochs", type=int, default=4, show_default=True, callback=positive)
+@click.option("--epochs", type=int, default=4, show_default=True, callback=positive,
+              help="epochs of the supervised phase (again with more: it goes on from its last epoch)")
 @click.option("--lr", type=float, default=1e-3, show_default=True, callback=positive_number,
               help="Adam's learning rate (the cpu scale of Table 2: 0.001; the 2016 release's runner: 0.0002)")
 @click.option("--fresh-widths", default="200,100", show_default=True, callback=width_list,

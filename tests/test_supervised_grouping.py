@@ -1,5 +1,5 @@
 """`tagtool supervised-grouping`: the supervised phase grown on a trained Tagger run, its
-grouping scored before and after, resumable, and the source run left untouched."""
+grouping scored before and after, resumable (and extendable), the source run left untouched."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ def test_phase_scores_before_and_after_trains_the_tagger_and_resumes(texture_fil
     assert [row["iteration"] for row in record["before"]["iterations"]] == [1, 2, 3]
     assert [row["iteration"] for row in record["after"]["iterations"]] == [1, 2, 3]
     assert 0.0 <= record["after"]["classification_error"] <= 100.0
+    # The top's spread over images: the 200-unit softmax before, the 11-unit class head after.
+    assert 0.0 <= record["before"]["top_spread"] < 1.0 and 0.0 <= record["after"]["top_spread"] < 1.0
+    assert record["before"]["top_spread"] != record["after"]["top_spread"]
     assert [row["epoch"] for row in record["per_epoch"]] == [1, 2]
     assert all({"valid_error", "valid_ami", "valid_cost"} <= set(row) for row in record["per_epoch"])
     assert record["phase"]["groups"] == 2 and Path(record["source_run"]).resolve() == run.resolve()
@@ -49,6 +52,12 @@ def test_phase_scores_before_and_after_trains_the_tagger_and_resumes(texture_fil
     again = invoke(tagtool, phase_args(run, phase, record_path))
     assert again.exit_code == 0, again.output
     assert json.loads(record_path.read_text())["training_seconds"] == record["training_seconds"]
+    # More epochs continue it; fewer than it has are refused.
+    longer = invoke(tagtool, phase_args(run, phase, record_path, "--epochs", "3"))
+    assert longer.exit_code == 0, longer.output
+    assert [row["epoch"] for row in json.loads(record_path.read_text())["per_epoch"]] == [1, 2, 3]
+    shorter = invoke(tagtool, phase_args(run, phase, tmp_path / "short.json", "--epochs", "1"))
+    assert shorter.exit_code != 0 and "already trained 3 epochs" in shorter.output
 
 
 def test_another_phase_in_the_same_directory_and_shapes_data_are_refused(texture_file, shapes_file, tmp_path):

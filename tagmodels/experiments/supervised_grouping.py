@@ -21,12 +21,13 @@ from tagdata.errors import UserError
 from tagdata.provenance import portable_path
 from tagmodels.metrics import PAPER_AMI_AVERAGE
 from tagmodels.tagger.classifier import TaggerClassifier
-from tagmodels.tagger.evaluation import evaluate_grouping
+from tagmodels.tagger.evaluation import evaluate_grouping, seeded
+from tagmodels.tagger.model import Tagger
 from tagmodels.training.classification import ClassificationObjective, classification_error
 from tagmodels.training.data import SplitTensors, load_split
 from tagmodels.training.grouping import VALIDATION_SEED, load_tagger
 from tagmodels.training.loop import Schedule, fit, training_seconds
-from tagmodels.training.runs import RunDir, provenance
+from tagmodels.training.runs import RunDir, provenance, write_json
 
 
 class SupervisedGrouping(ClassificationObjective):
@@ -45,13 +46,34 @@ class SupervisedGrouping(ClassificationObjective):
 
 
 
+@torch.no_grad()
+def top_spread(tagger: Tagger, x: torch.Tensor, groups: int, iterations: int, batch_size: int) -> float:
+    """How much the Ladder's top (its softmax, last iteration) varies between images: the std
+    over images of each unit, averaged over units and groups. Near 0, the top says nothing
+    about the image, and a classifier grown on it starts from no class evidence."""
+    was_training = tagger.training
+    tagger.eval()
+    with seeded(VALIDATION_SEED):
+        tops = torch.cat([torch.softmax(tagger(x[start : start + batch_size], groups, iterations, corrupt=False)
+                                        .top_logits.float(), dim=-1) for start in range(0, len(x), batch_size)])
+    tagger.train(was_training)
+    return float(tops.std(dim=0).mean())
+
+
+def _fixed(identity: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed phase must share with its run directory: everything but its epochs."""
+    phase = identity.get("phase")
+    return {**identity, "phase": {k: v for k, v in phase.items() if k != "epochs"} if isinstance(phase, dict) else phase}
+
+
 def supervised_grouping(
     run_dir: str, out: str, device: torch.device, epochs: int, lr: float, fresh_widths: Sequence[int],
     classification_weight: float, noise: float, iterations: int, eval_iterations: int = 5,
     valid_examples: int = 1000, seed: int = 0, precision: str = "fp32", progress: bool = True,
 ) -> dict[str, Any]:
     """Grow the fresh layers and the per-group head on ``run_dir``'s Tagger, train the supervised
-    phase with every training label into ``out`` (resumed when it holds this very phase), and
+    phase with every training label into ``out`` (resumed, for as many epochs or more, when it
+    holds this phase), and
     return the grouping (per iteration) and error on the validation split before and after."""
     source = RunDir(run_dir)
     loaded = load_tagger(source, device)
@@ -72,13 +94,19 @@ def supervised_grouping(
     }
     # The unsupervised Tagger's own grouping, scored before the fresh layers change its decoder.
     before = evaluate_grouping(loaded.model, valid.x, valid.segmentation, groups, eval_iterations, batch_size)
+    spread = top_spread(loaded.model, valid.x, groups, eval_iterations, batch_size)
     torch.manual_seed(seed)
     model = TaggerClassifier(loaded.model, fresh_widths, groups, iterations, noise, classification_weight).to(device)
     run = RunDir(out)
-    if run.config_path.exists():
+    if run.config_path.exists():  # resume it, with as many epochs or more
         held = run.config()
-        if {key: held.get(key) for key in identity} != identity:
+        if _fixed({key: held.get(key) for key in identity}) != _fixed(identity):
             raise UserError(f"{out} holds another supervised phase; delete it or give another --out")
+        done = len(run.history())
+        if epochs < done:
+            raise UserError(f"--epochs {epochs}: {out} has already trained {done} epochs; give at least {done}")
+        run.claim()
+        write_json(run.config_path, {**held, "phase": identity["phase"]})
     else:
         run.create({**identity, "provenance": provenance(device, seed)})
     started = time.perf_counter()
@@ -88,8 +116,9 @@ def supervised_grouping(
     return {
         **identity,
         "split": "valid", "examples": len(valid), "ami_average_method": PAPER_AMI_AVERAGE,
-        "before": {"iterations": before},
-        "after": {"iterations": after, "classification_error": classification_error(model, valid, batch_size)},
+        "before": {"iterations": before, "top_spread": spread},
+        "after": {"iterations": after, "top_spread": top_spread(model.tagger, valid.x, groups, eval_iterations, batch_size),
+                  "classification_error": classification_error(model, valid, batch_size)},
         "per_epoch": [{key: row[key] for key in ("epoch", "valid_error", "valid_ami", "valid_cost")} for row in history],
         "training_seconds": training_seconds(history), "wall_seconds": round(time.perf_counter() - started, 3),
         **provenance(device, seed),
