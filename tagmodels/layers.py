@@ -43,10 +43,24 @@ def make_norm(kind: Norm, width: int, running_stats: bool = True, eps: float = N
     "layer" normalises each row over its units. ``eps`` is added to the variance.
     """
     if kind == "batch":
-        return nn.BatchNorm1d(width, eps=eps, affine=False, track_running_stats=running_stats)
+        if running_stats:
+            return RunningBatchNorm(width, eps=eps, affine=False)
+        return nn.BatchNorm1d(width, eps=eps, affine=False, track_running_stats=False)
     if kind == "layer":
         return nn.LayerNorm(width, eps=eps, elementwise_affine=False)
     raise ValueError(f"unknown normalisation {kind!r}: expected 'batch' or 'layer'")
+
+
+class RunningBatchNorm(nn.BatchNorm1d):
+    """BatchNorm with running statistics that normalises in the statistics' dtype.
+
+    Under bf16 autocast a population trained as one (torch.func.vmap) hands BatchNorm a bf16
+    input, and vmap's batch_norm refuses one whose running statistics are float32; in float32
+    the normalisation is also more exact. The result comes back in the input's dtype."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        assert self.running_mean is not None
+        return super().forward(h.to(self.running_mean.dtype)).to(h.dtype)
 
 
 class UnitAffine(nn.Module):

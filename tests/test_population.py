@@ -300,3 +300,21 @@ def test_a_checkpoint_from_before_per_run_noise_resumes_on_its_old_stream(tmp_pa
     fit(resumed.objective, EXAMPLES, resumed.schedule, resumed.run, resume=True, progress=False)
     expected, got = state(whole), state(resumed)
     assert all(torch.equal(got[key], expected[key]) for key in expected)
+
+
+@pytest.mark.parametrize("name", ["fc-mlp-all-labels", "fc-ladder-1000-labels"])
+def test_a_population_with_running_batch_statistics_trains_as_one_under_bf16(name, tmp_path):
+    """bf16 is the default on CPUs with AMX: vmap's BatchNorm must take a bf16 input beside its
+    float32 running statistics, which it refused before they were normalised in float32."""
+    population = []
+    for seed in SEEDS[:2]:
+        torch.manual_seed(seed)
+        run = RunDir(tmp_path / f"seed-{seed}")
+        run.create({"seed": seed})
+        population.append(Member(case(name).build(CPU), Schedule(1, 1e-3, BATCH, seed), run))
+    trained = fit_population(population, n_train(population[0]), progress=False, precision="bf16", batched=True)
+    assert all(outcome.diverged is None and len(outcome.history) == 1 for outcome in trained)
+    first, second = (member.objective.model.state_dict() for member in population)
+    running = [key for key in first if key.endswith("running_mean")]
+    assert running and all(first[key].dtype == torch.float32 for key in running)
+    assert any(not torch.equal(first[key], second[key]) for key in running)
