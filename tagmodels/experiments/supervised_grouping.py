@@ -27,7 +27,7 @@ from tagmodels.training.classification import ClassificationObjective, classific
 from tagmodels.training.data import SplitTensors, load_split
 from tagmodels.training.grouping import VALIDATION_SEED, load_tagger
 from tagmodels.training.loop import Schedule, fit, training_seconds
-from tagmodels.training.runs import RunDir, provenance, write_json
+from tagmodels.training.runs import RunDir, provenance
 
 
 class SupervisedGrouping(ClassificationObjective):
@@ -43,7 +43,6 @@ class SupervisedGrouping(ClassificationObjective):
                                  model.iterations, self.batch_size, VALIDATION_SEED)
         return {**super().validate(), "valid_cost": rows[-1]["denoising_cost"], "valid_ami": rows[-1]["ami"],
                 "ami_average_method": PAPER_AMI_AVERAGE}
-
 
 
 @torch.no_grad()
@@ -73,8 +72,8 @@ def supervised_grouping(
 ) -> dict[str, Any]:
     """Grow the fresh layers and the per-group head on ``run_dir``'s Tagger, train the supervised
     phase with every training label into ``out`` (resumed, for as many epochs or more, when it
-    holds this phase), and
-    return the grouping (per iteration) and error on the validation split before and after."""
+    holds this phase), and return the grouping (per iteration) and error on the validation
+    split before and after."""
     source = RunDir(run_dir)
     loaded = load_tagger(source, device)
     data_path = loaded.config["data"]
@@ -92,11 +91,6 @@ def supervised_grouping(
                   "classification_weight": classification_weight, "iterations": iterations,
                   "batch_size": batch_size, "seed": seed, "precision": precision},
     }
-    # The unsupervised Tagger's own grouping, scored before the fresh layers change its decoder.
-    before = evaluate_grouping(loaded.model, valid.x, valid.segmentation, groups, eval_iterations, batch_size)
-    spread = top_spread(loaded.model, valid.x, groups, eval_iterations, batch_size)
-    torch.manual_seed(seed)
-    model = TaggerClassifier(loaded.model, fresh_widths, groups, iterations, noise, classification_weight).to(device)
     run = RunDir(out)
     if run.config_path.exists():  # resume it, with as many epochs or more
         held = run.config()
@@ -105,13 +99,18 @@ def supervised_grouping(
         done = len(run.history())
         if epochs < done:
             raise UserError(f"--epochs {epochs}: {out} has already trained {done} epochs; give at least {done}")
-        run.claim()
-        write_json(run.config_path, {**held, "phase": identity["phase"]})
+        opened = run.resumed({**held, "phase": identity["phase"]})
     else:
-        run.create({**identity, "provenance": provenance(device, seed)})
-    started = time.perf_counter()
-    history = fit(SupervisedGrouping(model, train, valid, batch_size), len(train), Schedule(epochs, lr, batch_size, seed),
-                  run, resume=True, progress=progress, precision=precision)
+        opened = run.started({**identity, "provenance": provenance(device, seed)})
+    with opened:  # a phase that fails before its first epoch leaves no run (or config change) behind
+        # The unsupervised Tagger's own grouping, scored before the fresh layers change its decoder.
+        before = evaluate_grouping(loaded.model, valid.x, valid.segmentation, groups, eval_iterations, batch_size)
+        spread = top_spread(loaded.model, valid.x, groups, eval_iterations, batch_size)
+        torch.manual_seed(seed)
+        model = TaggerClassifier(loaded.model, fresh_widths, groups, iterations, noise, classification_weight).to(device)
+        started = time.perf_counter()
+        history = fit(SupervisedGrouping(model, train, valid, batch_size), len(train),
+                      Schedule(epochs, lr, batch_size, seed), run, resume=True, progress=progress, precision=precision)
     after = evaluate_grouping(model.tagger, valid.x, valid.segmentation, groups, eval_iterations, batch_size)
     return {
         **identity,
