@@ -30,6 +30,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 SPECS_DIR_NAME = "data_specs"
 MAX_SIDE = 4096  # pixels, for image_size and the texture canvas (the paper's: 20x20 and 28x28)
 MNIST_FILES = ("train", "test")
+# How a digit's MNIST intensity becomes its alpha: "intensity" / 255 (the paper's soft edges), or
+# "binary" (1 from intensity 128 up, else 0): a diagnostic variant with no blended pixels.
+DIGIT_ALPHAS = ("intensity", "binary")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -96,6 +99,7 @@ class TextureMnistSpec:
     canvas: int
     crop: int
     frequencies: tuple[tuple[int, int], ...]
+    alpha: str = DIGIT_ALPHAS[0]
 
 
 Spec = Union[ShapesSpec, TextureMnistSpec]
@@ -207,7 +211,10 @@ class _Table:
             raise self.error(f"field '{self.path(key)}' must be {bound}, got {value}")
         return value
 
-    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
+        """The field's value among ``choices``; an optional field (``default`` given) may be absent."""
+        if default is not None and key not in self.data:
+            return default
         value = self.get(key, lambda v: isinstance(v, str), "a string")
         if value not in choices:
             raise self.error(
@@ -315,6 +322,7 @@ def _texture_spec(root: _Table, name: str, seed: int, image_size: tuple[int, int
     selection = digits.choice("selection", ("sequential", "permutation"))
     shifts = digits.pairs("shifts")
     z_order = digits.choice("z_order", ("fixed", "random"))
+    alpha = digits.choice("alpha", DIGIT_ALPHAS, default=DIGIT_ALPHAS[0])
     digits.done()
     if len(shifts) != count:
         raise root.error(f"'digits.shifts' needs one [dy, dx] per digit ({count}), got {len(shifts)}")
@@ -340,7 +348,7 @@ def _texture_spec(root: _Table, name: str, seed: int, image_size: tuple[int, int
         )
     return TextureMnistSpec(
         name, seed, image_size, splits, sources, count, selection, shifts, z_order,
-        canvas, crop, frequencies,
+        canvas, crop, frequencies, alpha,
     )
 
 
@@ -396,6 +404,8 @@ def spec_to_dict(spec: Spec) -> dict:
             "count": spec.digits, "selection": spec.selection,
             "shifts": [list(s) for s in spec.shifts], "z_order": spec.z_order,
         }
+        if spec.alpha != DIGIT_ALPHAS[0]:  # written only when set, so the paper's specs stay as they were
+            data["digits"]["alpha"] = spec.alpha
         data["textures"] = {
             "canvas": spec.canvas, "crop": spec.crop,
             "frequencies": [list(f) for f in spec.frequencies],

@@ -1,7 +1,8 @@
 """The TextureMNIST1/2 generator (the paper, Section 3, "Textured MNIST"), vectorised over a block.
 
 Per example: ``digits + 1`` distinct textures from the bank, each cropped at its own
-random offset; the first is the background. Digit alphas are MNIST intensities / 255,
+random offset; the first is the background. Digit alphas are MNIST intensities / 255
+(or, for the diagnostic ``alpha = "binary"``, 1 from intensity 128 up),
 shifted per digit (zero fill), then layered bottom to top in the drawing order:
 ``x = m_i t_i + (1 - m_i) x``. Mask of layer i = m_i times (1 - m_j) of every later layer
 j, so the masks sum to one and ``sum_l masks_l * t_l`` is the image.
@@ -20,7 +21,11 @@ from tagdata.streams import stream
 from tagdata.textures import crop_layers, texture_bank
 
 SCORED_ABOVE = 0.9  # a pixel is scored when its largest mask value exceeds this
-_ALPHA = np.arange(256, dtype=np.float32) / np.float32(255)  # uint8 intensity -> alpha
+# uint8 intensity -> alpha, per spec.alpha (tagdata.specs.DIGIT_ALPHAS)
+_ALPHAS = {
+    "intensity": np.arange(256, dtype=np.float32) / np.float32(255),
+    "binary": (np.arange(256) >= 128).astype(np.float32),
+}
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ def render(
     for j, (dy, dx) in enumerate(spec.shifts):
         if dy or dx:
             selected[:, j] = shift(selected[:, j], dy, dx)
-    alphas = _ALPHA[np.take_along_axis(selected, order[:, :, None, None], axis=1)]
+    alphas = _ALPHAS[spec.alpha][np.take_along_axis(selected, order[:, :, None, None], axis=1)]
     layers = crop_layers(bank, plan.textures[start:stop], plan.offsets[start:stop], spec.crop)
     image, masks = compose(layers, alphas)
     # The masks sum to one, so at most one layer exceeds 0.9: it is the argmax there.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -24,7 +25,8 @@ FREQUENCIES = [(a, b + row) for row, a in enumerate([4, 10, 21, 32, 37]) for b i
 
 
 def test_builtin_specs_exist_and_round_trip():
-    assert builtin_names() == ["shapes", "shapes-2obj", "shapes-4obj", "texture-mnist1", "texture-mnist2"]
+    assert builtin_names() == [
+        "shapes", "shapes-2obj", "shapes-4obj", "texture-mnist1", "texture-mnist1-binary", "texture-mnist2"]
     for name in builtin_names():
         spec = resolve_spec(name)
         assert spec.name == name
@@ -51,6 +53,15 @@ def test_builtin_values_follow_the_reference():
     tm1, tm2 = resolve_spec("texture-mnist1"), resolve_spec("texture-mnist2")
     assert (tm1.selection, tm1.z_order, tm1.shifts) == ("sequential", "fixed", ((0, 0),))
     assert (tm2.selection, tm2.z_order, tm2.shifts) == ("permutation", "random", ((-2, -2), (2, 2)))
+    assert tm1.alpha == tm2.alpha == "intensity"
+
+
+def test_the_binary_alpha_variant_differs_from_texture_mnist1_in_its_alpha_only():
+    soft, hard = resolve_spec("texture-mnist1"), resolve_spec("texture-mnist1-binary")
+    assert hard.alpha == "binary"
+    assert dataclasses.replace(hard, name=soft.name, alpha=soft.alpha) == soft
+    # the optional field is written only when set, so the paper's specs keep their text
+    assert "alpha" not in spec_to_toml(soft) and 'alpha = "binary"' in spec_to_toml(hard)
 
 
 def test_resolve_by_path(tmp_path):
@@ -93,6 +104,8 @@ def test_overrides():
     ("shapes", lambda d: d["shapes"][2].pop("name"), "missing field 'shapes\\[2\\].name'"),
     ("texture-mnist2", lambda d: d["digits"].update(shifts=[[1, 1]]), "one \\[dy, dx\\] per digit"),
     ("texture-mnist2", lambda d: d["digits"].update(z_order="coin"), "must be one of fixed, random"),
+    ("texture-mnist1", lambda d: d["digits"].update(alpha="soft"), "'digits.alpha' must be one of intensity, binary"),
+    ("texture-mnist1", lambda d: d["digits"].update(alpha=1), "'digits.alpha' must be a string"),
     ("texture-mnist2", lambda d: d["digits"].update(selection="sequential"), "needs exactly one digit"),
     ("texture-mnist2", lambda d: d["textures"].update(crop=20), "must equal the image size"),
     ("texture-mnist2", lambda d: d["textures"].update(frequencies=[[38, 1]] * 20), "entries must be in 0..37"),

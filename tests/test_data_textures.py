@@ -168,3 +168,21 @@ def test_real_mnist_ranges(real_mnist_dir):
     np.testing.assert_array_equal(first["train"]["masks"][:, 1], train_images[:20] / np.float32(255))
     np.testing.assert_array_equal(first["valid"]["masks"][:, 1], train_images[50000:50020] / np.float32(255))
     np.testing.assert_array_equal(first["test"]["masks"][:, 1], test_images[:20] / np.float32(255))
+
+
+def test_binary_alpha_gives_hard_edges_over_the_same_draws(real_mnist_dir):
+    """The diagnostic variant: digit pixels from intensity 128 up, every pixel one pure texture,
+    every pixel scored, and the same textures, crops and digits as texture-mnist1."""
+    sizes = dict(train=20, valid=0, test=0)
+    soft = with_overrides(resolve_spec("texture-mnist1"), **sizes)
+    hard = with_overrides(resolve_spec("texture-mnist1-binary"), **sizes)
+    soft_plan, soft_data, images, _ = _render(soft, "train", real_mnist_dir)
+    hard_plan, hard_data, _, _ = _render(hard, "train", real_mnist_dir)
+    for field in ("textures", "offsets", "sources", "order"):
+        np.testing.assert_array_equal(getattr(hard_plan, field), getattr(soft_plan, field))
+    np.testing.assert_array_equal(hard_data["layers"], soft_data["layers"])
+    np.testing.assert_array_equal(hard_data["masks"][:, 1], (images[:20] >= 128).astype(np.float32))
+    chosen = np.where(hard_data["masks"][:, 1] == 1, hard_data["layers"][:, 1], hard_data["layers"][:, 0])
+    np.testing.assert_array_equal(hard_data["images"][:, 0], chosen)
+    assert (hard_data["segmentation"] != 255).all()  # no blended pixel left unscored
+    assert 0 < ((images[:20] > 0) & (images[:20] < 255)).mean()  # the real digits do have soft edges
