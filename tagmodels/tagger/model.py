@@ -65,6 +65,10 @@ class TaggerConfig:
     # by a Gaussian of m0_smoothing pixels, times m0_scale (tag.initial_m_logits; docs/textures.md).
     m0_scale: float = 1.0
     m0_smoothing: float = 0.0
+    # The z read-out through a rank-R linear map (None: full rank, the paper's): each group's z
+    # then lies in an R-dimensional affine subspace of the input space, enough for a pure texture
+    # of the TextureMNIST bank (2 dimensions each) but not for a composite (docs/textures.md).
+    z_rank: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,6 +117,8 @@ class Tagger(nn.Module):
             raise ValueError(f"m0_smoothing must be a non-negative number, got {config.m0_smoothing}")
         if not (math.isfinite(config.norm_epsilon) and config.norm_epsilon > 0):
             raise ValueError(f"norm_epsilon must be positive, got {config.norm_epsilon}")
+        if config.z_rank is not None and config.z_rank < 1:
+            raise ValueError(f"z_rank must be at least 1, got {config.z_rank}")
         self.config = config
         n, width = config.n_inputs, config.widths[0]
         # The TAG part's normalisations: batch statistics over examples and groups, or per row.
@@ -123,7 +129,10 @@ class Tagger(nn.Module):
         self.ladder = Ladder(
             config.widths, config.norm, config.gate_sigmoid, config.top_activation, running_stats=False
         )
-        self.z_map = scaled_linear(width, n)
+        rank = config.z_rank
+        self.z_map = scaled_linear(width, n) if rank is None else nn.Sequential(
+            scaled_linear(width, rank), scaled_linear(rank, n)
+        )
         self.z_norm = make_norm(config.z_norm or tag_norm, n, running_stats=False, eps=eps)
         self.z_affine = UnitAffine(n, scale=True)
         self.m_map = scaled_linear(width, n)

@@ -90,6 +90,7 @@ def tagger_config(preset: Preset, n_inputs: int, kind: str) -> TaggerConfig:
         z_norm=preset.z_norm,  # type: ignore[arg-type]
         m0_scale=preset.m0_scale,
         m0_smoothing=preset.m0_smoothing,
+        z_rank=preset.z_rank,
     )
 
 
@@ -131,6 +132,8 @@ def _check_positive(preset: Preset) -> None:
         raise UserError(f"the lr decay must start within the {preset.epochs} epochs, got epoch {preset.lr_decay_from}")
     if len(preset.adam_betas) != 2 or not all(0 <= beta < 1 for beta in preset.adam_betas):
         raise UserError(f"adam_betas must be two numbers in [0, 1), got {list(preset.adam_betas)}")
+    if preset.z_rank is not None and preset.z_rank < 1:
+        raise UserError(f"--z-rank must be at least 1, got {preset.z_rank}")
     if not (math.isfinite(preset.m_floor) and preset.m_floor >= 0):
         raise UserError(f"--m-floor must be a non-negative number, got {preset.m_floor}")
     if not (math.isfinite(preset.m0_smoothing) and preset.m0_smoothing >= 0):
