@@ -114,6 +114,9 @@ def _left_behind(out_dir: str) -> str:
 @click.option("--m0-smoothing", type=float,
               help=_preset_help("blur m^0's N(0, 1) draws over the image by a Gaussian of this many pixels "
                                 "(0: per pixel, the paper)", "m0_smoothing"))
+@click.option("--initial-m", type=click.Choice(INITIAL_M),
+              help=_preset_help("m^0 in training: random (the paper) or oracle, the true grouping at every "
+                                "iteration 1 (a diagnostic; score it with evaluate --initial-m oracle)", "initial_m"))
 @click.option("--z-rank", type=int,
               help=_preset_help("read z out through a linear map of this rank: each group's z then lies in "
                                 "a subspace of this dimension (default: full rank, the paper; docs/textures.md)", "z_rank"))
@@ -134,7 +137,7 @@ def _left_behind(out_dir: str) -> str:
 @click.option("--quiet", is_flag=True, help="no progress bar and no line per epoch")
 def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, iterations, norm, lr, batch_size,
           initial_variance, delta_z_form, z_input, variance_map, likelihood_variance, m_floor, norm_epsilon,
-          tag_norm, z_norm, m0_scale, m0_smoothing, z_rank, seed, device, precision, compile_model, seeds, sweep_lr, threads, resume, overwrite,
+          tag_norm, z_norm, m0_scale, m0_smoothing, initial_m, z_rank, seed, device, precision, compile_model, seeds, sweep_lr, threads, resume, overwrite,
           quiet):
     """Train a model; writes config.json, metrics and a checkpoint per epoch to --out.
 
@@ -188,7 +191,7 @@ def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, ite
                         batch_size=batch_size, initial_variance=initial_variance, delta_z_form=delta_z_form,
                         z_input=z_input, variance_map=variance_map, likelihood_variance=likelihood_variance,
                         m_floor=m_floor, norm_epsilon=norm_epsilon, tag_norm=tag_norm, z_norm=z_norm,
-                        m0_scale=m0_scale, m0_smoothing=m0_smoothing, z_rank=z_rank,
+                        m0_scale=m0_scale, m0_smoothing=m0_smoothing, z_rank=z_rank, initial_m=initial_m,
                     )
                     for _, member_seed, member_lr in members
                 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from tagmodels.metrics import grouping_scores
@@ -13,6 +14,7 @@ from tagmodels.tagger.evaluation import (
     denoising_cost_per_iteration,
     evaluate_grouping,
     grouping_per_iteration,
+    layer_rms_per_iteration,
     oracle_log_m0,
 )
 from tagmodels.tagger.model import Tagger, TaggerConfig
@@ -92,3 +94,31 @@ def test_the_oracle_start_reaches_the_model_and_scores_as_the_true_grouping():
     oracle = grouping_per_iteration(KeepsItsStart(), x, segmentation, 2, 2, log_m0=oracle_log_m0(segmentation, 2))
     random = grouping_per_iteration(KeepsItsStart(), x, segmentation, 2, 2)
     assert [row["ami"] for row in oracle] == [1.0, 1.0] and random[0]["ami"] < 1.0
+
+
+class TwoKnownGroups(torch.nn.Module):
+    """A stand-in Tagger: group 0's z is x on layer 1's pixels and 0.9 elsewhere, group 1's z
+    is x + 0.1 everywhere; from the second iteration on the two swap."""
+
+    def __init__(self, segmentation: torch.Tensor) -> None:
+        super().__init__()
+        self.segmentation = segmentation
+
+    def forward(self, x, groups, iterations, corrupt=True, log_m0=None):
+        rows = self.segmentation[: x.shape[0]]
+        first = torch.stack([torch.where(rows == 1, x, torch.full_like(x, 0.9)), x + 0.1], dim=1)
+        z = [first] + [first.flip(1)] * (iterations - 1)
+        log_m = torch.log_softmax(torch.zeros(x.shape[0], groups, x.shape[1]), dim=1)
+        return SimpleNamespace(cost=torch.zeros(iterations), log_m=[log_m] * iterations, z=z)
+
+
+def test_layer_rms_takes_the_best_group_per_layer_whatever_m_says():
+    segmentation = torch.tensor([[0, 0, 1, 1, 255, 0], [0, 1, 1, 1, 0, 255], [0, 0, 0, 0, 0, 0]])
+    x = torch.rand(3, 6, generator=torch.Generator().manual_seed(0))
+    rows = layer_rms_per_iteration(TwoKnownGroups(segmentation), x, segmentation, groups=2, iterations=2, batch_size=2)
+    for row in rows:  # the same whichever group holds which z
+        assert row[0] == pytest.approx(0.1, rel=1e-5)  # group 1's x + 0.1 beats 0.9 on most pixels...
+        assert row[1] == pytest.approx(0.0, abs=1e-7)  # ...and group 0 holds layer 1 exactly
+    # the third example has no layer-1 pixel: the layer's rms is over the other two only
+    only_background = layer_rms_per_iteration(TwoKnownGroups(segmentation[2:]), x[2:], segmentation[2:], 2, 1)
+    assert only_background == [[pytest.approx(0.1, rel=1e-5)]]

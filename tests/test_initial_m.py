@@ -62,3 +62,32 @@ def test_m0_options_reach_the_model_and_resume_holds_them(shapes_file, tmp_path)
     assert (held_settings(config)["m0_scale"], held_settings(config)["m0_smoothing"]) == (2.5, 1.5)
     refused = invoke(tagtool, ["train", "--out", str(out), "--resume", "--epochs", "2", "--m0-smoothing", "0"])
     assert refused.exit_code == 1 and "--m0-smoothing 0.0 contradicts" in refused.output
+
+
+def test_an_oracle_training_start_feeds_the_true_grouping_and_resume_holds_it(texture_file, tmp_path, monkeypatch):
+    from tagmodels.tagger.evaluation import oracle_log_m0
+    from tagmodels.training import grouping
+
+    seen: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+    cost = grouping.GroupingObjective.cost
+
+    def recording(self, model, x, log_m0=None):
+        seen.append((x, log_m0))
+        return cost(self, model, x, log_m0)
+
+    monkeypatch.setattr(grouping.GroupingObjective, "cost", recording)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(texture_file), "--out", str(out), "--preset", "texture-small", "--epochs", "1",
+            "--quiet", "--device", "cpu", "--groups", "2", "--batch-size", "10", "--initial-m", "oracle"]
+    result = CliRunner().invoke(tagtool, args)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["initial_m"] == "oracle" and held_settings(config)["initial_m"] == "oracle"
+    objective = grouping.grouping_objectives([config], torch.device("cpu"))[0]
+    assert seen and all(log_m0 is not None for _, log_m0 in seen)
+    x, log_m0 = seen[0]
+    row = next(i for i in range(len(objective.x)) if torch.equal(objective.x[i], x[0]))
+    assert torch.equal(log_m0[0], oracle_log_m0(objective.segmentation[row : row + 1], 2)[0])
+    refused = CliRunner().invoke(tagtool, ["train", "--out", str(out), "--resume", "--epochs", "2",
+                                           "--initial-m", "random"])
+    assert refused.exit_code == 1 and "--initial-m random contradicts" in refused.output

@@ -479,3 +479,14 @@ def test_a_budget_counts_whole_epochs_and_at_least_one():
 
     assert epochs_within(1.0, 10.0, train_examples=100, batch_size=32, valid_examples=50) == 1
     assert epochs_within(7.5, 0.25, train_examples=100, batch_size=32, valid_examples=50) == 6  # 1.1667 s each
+
+
+def test_the_texture_split_study_sets_the_z_rank_and_m0_smoothing_of_a_population(texture_file, tmp_path):
+    out = tmp_path / "split"
+    result = invoke("ablation", "--data", str(texture_file), "--out", str(out), "--study", "texture-split",
+                    "--only", "z-rank-48-m0-smooth3", "--preset", "texture-cpu", "--groups", "2", "--epochs", "1",
+                    "--seeds", "0-1", "--split", "valid", "--iterations", "2", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    for seed in (0, 1):
+        tagger = json.loads((out / "z-rank-48-m0-smooth3" / f"seed-{seed}" / "config.json").read_text())["tagger"]
+        assert (tagger["z_rank"], tagger["m0_smoothing"], tagger["widths"]) == (48, 3.0, [800, 400, 200])

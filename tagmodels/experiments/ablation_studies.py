@@ -70,6 +70,20 @@ def texture_grouping(base: Preset) -> Variants:
     }
 
 
+def texture_split(base: Preset) -> Variants:
+    """Whether the groups split TextureMNIST by texture once one group's z cannot hold the
+    composite image: the z read-out at a rank that fits any pure texture of the bank (2
+    dimensions each, 40 for the bank) but not a digit-shaped mix of two, with and without
+    m^0 smoothed over the image (which decides whether the groups' symmetry breaks at all;
+    docs/textures.md)."""
+    return {
+        "base": {},
+        "m0-smooth3": {"m0_smoothing": 3.0},
+        "z-rank-48": {"z_rank": 48},
+        "z-rank-48-m0-smooth3": {"z_rank": 48, "m0_smoothing": 3.0},
+    }
+
+
 def demo_budget(base: Preset) -> Variants:
     """Ways to spend the demo's fixed CPU time (issue: AMI >= 0.6 in 3 minutes): on Shapes the
     validation AMI follows the number of Adam updates, so cheaper steps (fewer training
@@ -110,5 +124,5 @@ def norm_split(base: Preset) -> Variants:
 
 STUDIES: dict[str, Callable[[Preset], Variants]] = {
     "learning-check": learning_check, "shapes-gap": shapes_gap, "texture-grouping": texture_grouping,
-    "demo-budget": demo_budget, "norm-split": norm_split,
+    "texture-split": texture_split, "demo-budget": demo_budget, "norm-split": norm_split,
 }

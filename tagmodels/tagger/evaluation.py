@@ -72,6 +72,41 @@ def grouping_per_iteration(
 
 
 @torch.no_grad()
+def layer_rms_per_iteration(
+    model: Tagger, x: torch.Tensor, segmentation: torch.Tensor, groups: int, iterations: int,
+    batch_size: int = 100, seed: int = 0, log_m0: torch.Tensor | None = None,
+) -> list[list[float | None]]:
+    """Per iteration and true layer l (a label of ``segmentation``, 0 = the background on
+    TextureMNIST): the rms error of z over l's scored pixels for the group whose z explains
+    them best in each example, on clean input, whatever m says.
+
+    Why: AMI only reads m. This says whether any group models an object at all; on
+    TextureMNIST a group that holds a digit's pixels while no z reconstructs its texture
+    shows up as a large rms on the digit's layer (docs/textures.md). None for a layer absent
+    from every example.
+    """
+    scored = segmentation.long()
+    layers = int(scored[scored < 255].max()) + 1 if bool((scored < 255).any()) else 0
+    totals = torch.zeros(iterations, layers, dtype=torch.float64)
+    present = torch.zeros(layers, dtype=torch.float64)
+    with seeded(seed), _eval_mode(model):
+        for start in range(0, x.shape[0], batch_size):
+            xb, seg = x[start : start + batch_size], scored[start : start + batch_size]
+            onehot = torch.nn.functional.one_hot(seg.clamp(max=layers), layers + 1)[..., :layers].to(x.dtype)
+            count = onehot.sum(dim=1)  # (B, L) pixels of each layer
+            present += (count > 0).sum(dim=0).double()
+            output = model(xb, groups, iterations, corrupt=False, log_m0=_slice(log_m0, start, start + batch_size))
+            for i, z in enumerate(output.z):
+                error = (z - xb.unsqueeze(1)) ** 2  # (B, K, N)
+                mse = torch.einsum("bkn,bnl->bkl", error, onehot) / count.clamp(min=1).unsqueeze(1)
+                totals[i] += mse.min(dim=1).values.double().sum(dim=0).cpu()
+    return [
+        [float((totals[i, l] / present[l]).sqrt()) if present[l] > 0 else None for l in range(layers)]
+        for i in range(iterations)
+    ]
+
+
+@torch.no_grad()
 def denoising_cost_per_iteration(
     model: Tagger, x: torch.Tensor, groups: int, iterations: int, batch_size: int = 100, seed: int = 0,
     log_m0: torch.Tensor | None = None,

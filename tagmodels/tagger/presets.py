@@ -42,6 +42,7 @@ class Preset:
     m0_scale: float = 1.0  # m^0's logits: N(0, 1) draws times this (tag.initial_m_logits)
     m0_smoothing: float = 0.0  # ... blurred over the image by a Gaussian of this many pixels first
     z_rank: int | None = None  # the z read-out's rank (TaggerConfig.z_rank); None: full
+    initial_m: str = "random"  # m^0 in training: the paper's random draw, or "oracle" (a diagnostic; GroupingObjective)
     valid_examples: int = 1000  # validation examples scored after every epoch
     lr_decay_from: int | None = None  # epoch from which lr falls linearly to 0 (Schedule); None: constant
     adam_betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decay rates (torch's and Kingma & Ba's defaults)

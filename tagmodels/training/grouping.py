@@ -16,9 +16,10 @@ import torch
 
 from tagdata.errors import UserError
 from tagmodels.metrics import PAPER_AMI_AVERAGE
-from tagmodels.tagger.evaluation import evaluate_grouping
+from tagmodels.tagger.evaluation import evaluate_grouping, oracle_log_m0
 from tagmodels.tagger.model import Tagger, TaggerConfig
 from tagmodels.tagger.presets import Preset, get_preset
+from tagmodels.tagger.tag_names import INITIAL_M
 from tagmodels.training.best import Selection
 from tagmodels.training.budget import PROBE_SECONDS, epochs_within, step_seconds
 from tagmodels.training.data import SplitTensors, data_identity, input_kind, load_split
@@ -38,28 +39,40 @@ TRAINING_FIELDS = {
 
 
 class GroupingObjective:
-    """Tagger's denoising cost on corrupted training batches; AMI on clean validation data."""
+    """Tagger's denoising cost on corrupted training batches; AMI on clean validation data.
+
+    ``oracle``: every iteration 1 starts from the true grouping (``oracle_log_m0``) in training
+    and validation, not from the paper's random m^0. A diagnostic (``--initial-m oracle``): can
+    the network learn to explain each object in this budget once it is told which pixels are
+    whose? It is then scored with ``tagtool evaluate --initial-m oracle`` (docs/textures.md).
+    """
 
     def __init__(
-        self, model: Tagger, train: SplitTensors, valid: SplitTensors, groups: int, iterations: int, batch_size: int
+        self, model: Tagger, train: SplitTensors, valid: SplitTensors, groups: int, iterations: int, batch_size: int,
+        oracle: bool = False,
     ) -> None:
         self.model = model
         self.x = train.x
+        self.segmentation = train.segmentation
         self.valid = valid
         self.groups = groups
         self.iterations = iterations
         self.batch_size = batch_size
+        self.oracle = oracle
 
-    def inputs(self, batch: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor]:
-        return (self.x[batch.to(self.x.device)],)
+    def inputs(self, batch: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        rows = batch.to(self.x.device)
+        if self.oracle:
+            return self.x[rows], oracle_log_m0(self.segmentation[rows], self.groups)
+        return (self.x[rows],)
 
-    def cost(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return model.training_cost(model(x, self.groups, self.iterations, corrupt=True))
+    def cost(self, model: torch.nn.Module, x: torch.Tensor, log_m0: torch.Tensor | None = None) -> torch.Tensor:
+        return model.training_cost(model(x, self.groups, self.iterations, corrupt=True, log_m0=log_m0))
 
     def validate(self) -> dict[str, float | list[float] | str]:
         rows = evaluate_grouping(
             self.model, self.valid.x, self.valid.segmentation, self.groups, self.iterations,
-            self.batch_size, VALIDATION_SEED,
+            self.batch_size, VALIDATION_SEED, oracle=self.oracle,
         )
         return {
             "valid_cost": rows[-1]["denoising_cost"],
@@ -132,6 +145,8 @@ def _check_positive(preset: Preset) -> None:
         raise UserError(f"the lr decay must start within the {preset.epochs} epochs, got epoch {preset.lr_decay_from}")
     if len(preset.adam_betas) != 2 or not all(0 <= beta < 1 for beta in preset.adam_betas):
         raise UserError(f"adam_betas must be two numbers in [0, 1), got {list(preset.adam_betas)}")
+    if preset.initial_m not in INITIAL_M:
+        raise UserError(f"--initial-m must be one of {', '.join(INITIAL_M)}, got {preset.initial_m!r}")
     if preset.z_rank is not None and preset.z_rank < 1:
         raise UserError(f"--z-rank must be at least 1, got {preset.z_rank}")
     if not (math.isfinite(preset.m_floor) and preset.m_floor >= 0):
@@ -194,7 +209,7 @@ def grouping_objectives(
         train.check_inputs(model.config.n_inputs, shared["data"], model.config.input_kind)
         objectives.append(GroupingObjective(
             model, train, valid.head(training["valid_examples"]), training["groups"], training["iterations"],
-            training["batch_size"],
+            training["batch_size"], oracle=training.get("initial_m", "random") == "oracle",  # absent in older runs
         ))
     return objectives
 

@@ -7,5 +7,5 @@ HELD_TRAINING_SETTINGS: tuple[str, ...] = (
     "seed", "groups", "iterations", "norm", "lr", "batch_size", "precision", "compile",
     "initial_variance", "delta_z_form", "z_input",
     "variance_map", "likelihood_variance", "m_floor", "norm_epsilon", "tag_norm",
-    "z_norm", "m0_scale", "m0_smoothing", "z_rank",
+    "z_norm", "m0_scale", "m0_smoothing", "z_rank", "initial_m",
 )
