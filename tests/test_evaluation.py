@@ -97,8 +97,9 @@ def test_the_oracle_start_reaches_the_model_and_scores_as_the_true_grouping():
 
 
 class TwoKnownGroups(torch.nn.Module):
-    """A stand-in Tagger: group 0's z is x on layer 1's pixels and 0.9 elsewhere, group 1's z
-    is x + 0.1 everywhere; from the second iteration on the two swap."""
+    """A stand-in Tagger, called on its segmentation's rows in one batch: group 0's z is x on
+    layer 1's pixels and 0.9 elsewhere, group 1's z is x + 0.1 everywhere, and m gives every
+    pixel to group 0; from the second iteration on the two groups swap their z (m stays)."""
 
     def __init__(self, segmentation: torch.Tensor) -> None:
         super().__init__()
@@ -108,17 +109,26 @@ class TwoKnownGroups(torch.nn.Module):
         rows = self.segmentation[: x.shape[0]]
         first = torch.stack([torch.where(rows == 1, x, torch.full_like(x, 0.9)), x + 0.1], dim=1)
         z = [first] + [first.flip(1)] * (iterations - 1)
-        log_m = torch.log_softmax(torch.zeros(x.shape[0], groups, x.shape[1]), dim=1)
+        to_group_0 = torch.stack([torch.zeros_like(x), torch.full_like(x, -30.0)], dim=1)
+        log_m = torch.log_softmax(to_group_0, dim=1)
         return SimpleNamespace(cost=torch.zeros(iterations), log_m=[log_m] * iterations, z=z)
 
 
-def test_layer_rms_takes_the_best_group_per_layer_whatever_m_says():
+def test_layer_rms_takes_the_best_group_per_layer_and_the_owner_per_pixel():
     segmentation = torch.tensor([[0, 0, 1, 1, 255, 0], [0, 1, 1, 1, 0, 255], [0, 0, 0, 0, 0, 0]])
     x = torch.rand(3, 6, generator=torch.Generator().manual_seed(0))
-    rows = layer_rms_per_iteration(TwoKnownGroups(segmentation), x, segmentation, groups=2, iterations=2, batch_size=2)
-    for row in rows:  # the same whichever group holds which z
-        assert row[0] == pytest.approx(0.1, rel=1e-5)  # group 1's x + 0.1 beats 0.9 on most pixels...
-        assert row[1] == pytest.approx(0.0, abs=1e-7)  # ...and group 0 holds layer 1 exactly
-    # the third example has no layer-1 pixel: the layer's rms is over the other two only
+    model = TwoKnownGroups(segmentation)
+    first, second = layer_rms_per_iteration(model, x, segmentation, groups=2, iterations=2, batch_size=3)
+    for row in (first, second):  # the best group, whichever of the two holds which z
+        assert row["best_group"][0] == pytest.approx(0.1, rel=1e-5)  # x + 0.1 beats 0.9 on the background
+        assert row["best_group"][1] == pytest.approx(0.0, abs=1e-7)  # group 0 or 1 holds layer 1 exactly
+    # the owner is group 0 everywhere: at first exact on layer 1 and 0.9 on the background, then x + 0.1
+    background = segmentation == 0
+    per_example = [((0.9 - x[b][background[b]]) ** 2).mean() for b in range(3)]
+    assert first["owner"][0] == pytest.approx(float(torch.stack(per_example).mean().sqrt()), rel=1e-5)
+    assert first["owner"][1] == pytest.approx(0.0, abs=1e-7)
+    assert second["owner"] == [pytest.approx(0.1, rel=1e-5)] * 2
+    # the third example has no layer-1 pixel: that layer's rms is over the other two only
     only_background = layer_rms_per_iteration(TwoKnownGroups(segmentation[2:]), x[2:], segmentation[2:], 2, 1)
-    assert only_background == [[pytest.approx(0.1, rel=1e-5)]]
+    assert only_background == [{"best_group": [pytest.approx(0.1, rel=1e-5)], "owner": [pytest.approx(
+        float(((0.9 - x[2]) ** 2).mean().sqrt()), rel=1e-5)]}]

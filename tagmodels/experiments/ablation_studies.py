@@ -75,12 +75,16 @@ def texture_split(base: Preset) -> Variants:
     composite image: the z read-out at a rank that fits any pure texture of the bank (2
     dimensions each, 40 for the bank) but not a digit-shaped mix of two, with and without
     m^0 smoothed over the image (which decides whether the groups' symmetry breaks at all;
-    docs/textures.md)."""
+    docs/textures.md); then width and noise once the symmetry is broken."""
     return {
         "base": {},
         "m0-smooth3": {"m0_smoothing": 3.0},
         "z-rank-48": {"z_rank": 48},
         "z-rank-48-m0-smooth3": {"z_rank": 48, "m0_smoothing": 3.0},
+        # With the symmetry broken by m^0 smoothing: twice the width (the 2016 release's first layer
+        # has 3.8 units per pixel, ours 1) and half the corruption noise (a cleaner delta z).
+        "m0-smooth3-width-double": {"widths": tuple(2 * width for width in base.widths), "m0_smoothing": 3.0},
+        "m0-smooth3-noise-0.1": {"noise": 0.1, "m0_smoothing": 3.0},
     }
 
 

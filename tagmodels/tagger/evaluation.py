@@ -71,37 +71,48 @@ def grouping_per_iteration(
     ]
 
 
+LAYER_RMS = ("best_group", "owner")  # the two readings of layer_rms_per_iteration
+
+
 @torch.no_grad()
 def layer_rms_per_iteration(
     model: Tagger, x: torch.Tensor, segmentation: torch.Tensor, groups: int, iterations: int,
     batch_size: int = 100, seed: int = 0, log_m0: torch.Tensor | None = None,
-) -> list[list[float | None]]:
+) -> list[dict[str, list[float | None]]]:
     """Per iteration and true layer l (a label of ``segmentation``, 0 = the background on
-    TextureMNIST): the rms error of z over l's scored pixels for the group whose z explains
-    them best in each example, on clean input, whatever m says.
+    TextureMNIST), on clean input, the rms error of z over l's scored pixels:
 
-    Why: AMI only reads m. This says whether any group models an object at all; on
-    TextureMNIST a group that holds a digit's pixels while no z reconstructs its texture
-    shows up as a large rms on the digit's layer (docs/textures.md). None for a layer absent
-    from every example.
+    - ``best_group``: of the one group whose z explains the whole layer best in each example,
+      whatever m says: does some group model the object as a whole?
+    - ``owner``: of the group m assigns each pixel to (argmax_k m_k): does the grouping's own
+      reconstruction explain the layer, whichever groups share it?
+
+    Why: AMI reads m only. A group that holds a digit's pixels while no z reconstructs its
+    texture shows up as a large owner rms on the digit's layer; a layer split among groups that
+    each explain only their own pixels, as a small owner rms beside a large best_group rms
+    (docs/textures.md). None for a layer absent from every example.
     """
     scored = segmentation.long()
     layers = int(scored[scored < 255].max()) + 1 if bool((scored < 255).any()) else 0
-    totals = torch.zeros(iterations, layers, dtype=torch.float64)
+    totals = torch.zeros(len(LAYER_RMS), iterations, layers, dtype=torch.float64)
     present = torch.zeros(layers, dtype=torch.float64)
     with seeded(seed), _eval_mode(model):
         for start in range(0, x.shape[0], batch_size):
             xb, seg = x[start : start + batch_size], scored[start : start + batch_size]
             onehot = torch.nn.functional.one_hot(seg.clamp(max=layers), layers + 1)[..., :layers].to(x.dtype)
-            count = onehot.sum(dim=1)  # (B, L) pixels of each layer
-            present += (count > 0).sum(dim=0).double()
+            count = onehot.sum(dim=1).clamp(min=1)  # (B, L) pixels of each layer
+            present += (onehot.sum(dim=1) > 0).sum(dim=0).double()
             output = model(xb, groups, iterations, corrupt=False, log_m0=_slice(log_m0, start, start + batch_size))
-            for i, z in enumerate(output.z):
+            for i, (z, log_m) in enumerate(zip(output.z, output.log_m)):
                 error = (z - xb.unsqueeze(1)) ** 2  # (B, K, N)
-                mse = torch.einsum("bkn,bnl->bkl", error, onehot) / count.clamp(min=1).unsqueeze(1)
-                totals[i] += mse.min(dim=1).values.double().sum(dim=0).cpu()
+                per_group = torch.einsum("bkn,bnl->bkl", error, onehot) / count.unsqueeze(1)
+                owned = error.gather(1, log_m.argmax(dim=1, keepdim=True)).squeeze(1)  # (B, N)
+                per_owner = torch.einsum("bn,bnl->bl", owned, onehot) / count
+                totals[0, i] += per_group.min(dim=1).values.double().sum(dim=0).cpu()
+                totals[1, i] += per_owner.double().sum(dim=0).cpu()
     return [
-        [float((totals[i, l] / present[l]).sqrt()) if present[l] > 0 else None for l in range(layers)]
+        {name: [float((totals[r, i, l] / present[l]).sqrt()) if present[l] > 0 else None for l in range(layers)]
+         for r, name in enumerate(LAYER_RMS)}
         for i in range(iterations)
     ]
 

@@ -69,7 +69,8 @@ def evaluate_run(
         start = oracle_log_m0(data.segmentation, groups) if initial_m == "oracle" else None
         layer_rms = layer_rms_per_iteration(model, data.x, data.segmentation, groups, iterations,
                                             training["batch_size"], seed, start)
-    rows = [{**row, "layer_rms": [None if r is None else round(r, 5) for r in rms]}
+    rows = [{**row, "layer_rms": {name: [None if r is None else round(r, 5) for r in values]
+                                  for name, values in rms.items()}}
             for row, rms in zip(rows, layer_rms)]
     seconds = time.perf_counter() - started
     # The epoch the evaluated checkpoint holds, by its own history; the run's whole history is
