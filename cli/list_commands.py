@@ -11,16 +11,20 @@ from tagmodels.tagger.presets import PRESETS
 
 
 def dataset_lines() -> list[str]:
-    """One line per built-in spec: kind, image size, content, split sizes, seed."""
-    lines = []
+    """One line per built-in spec: kind, image size, content, split sizes, seed, in columns."""
+    rows = []
     for name in builtin_names():
         spec = resolve_spec(name)
-        content = (f"{spec.objects} shapes" if isinstance(spec, ShapesSpec)
-                   else f"{spec.digits} digit{'s' if spec.digits > 1 else ''}")
+        if isinstance(spec, ShapesSpec):
+            content = f"{spec.objects} shapes"
+        else:
+            content = f"{spec.digits} digit{'s' if spec.digits > 1 else ''}"
+            content += ", hard edges" if spec.alpha == "binary" else ""
         splits = " / ".join(f"{split} {size}" for split, size in spec.splits.items())
-        size = "x".join(map(str, spec.image_size))
-        lines.append(f"{name:<16}{spec.kind:<15}{size:>6}  {content:<9} {splits}; seed {spec.seed}")
-    return lines
+        rows.append((name, spec.kind, "x".join(map(str, spec.image_size)), content, f"{splits}; seed {spec.seed}"))
+    name_width, content_width = (max(len(row[i]) for row in rows) for i in (0, 3))
+    return [f"{name:<{name_width + 2}}{kind:<15}{size:>6}  {content:<{content_width}} {rest}"
+            for name, kind, size, content, rest in rows]
 
 
 def preset_lines() -> list[str]:

@@ -97,7 +97,9 @@ def test_list_shows_datasets_and_presets_with_their_values():
     assert result.exit_code == 0, result.output
     for name in builtin_names():
         assert f"  {name} " in result.output
-    assert "texture-mnist2  texture-mnist   28x28  2 digits  train 50000 / valid 10000 / test 10000; seed 12" in result.output
+    assert re.search(r"\n  texture-mnist2 +texture-mnist +28x28  2 digits +train 50000 / valid 10000 / test 10000; "
+                     r"seed 12\n", result.output)
+    assert re.search(r"\n  texture-mnist1-binary +texture-mnist +28x28  1 digit, hard edges +train 50000", result.output)
     for name, preset in PRESETS.items():
         assert f"  {name}:" in result.output
         assert re.search(rf"\n    lr +{preset.lr}\n", result.output)
