@@ -76,7 +76,8 @@ def compare(run_dirs, png_out, json_out, epochs):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="directory of the runs")
 @click.option("--study", type=click.Choice(sorted(STUDIES)), default="learning-check", show_default=True,
               help="the variants: learning-check (delta z and L(m) zeroed); shapes-gap, texture-grouping and "
-                   "demo-budget (one setting changed each); texture-split (z read-out rank, m^0 smoothing); norm-split (LayerNorm or BatchNorm in the Ladder "
+                   "demo-budget (one setting changed each); texture-split (z read-out rank, m^0 smoothing); "
+                   "norm-split (LayerNorm or BatchNorm in the Ladder "
                    "and in the TAG part); docs/ablations.md")
 @click.option("--only", "only", help="a comma-separated subset of the study's variants, in the study's order")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),

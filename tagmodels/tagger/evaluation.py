@@ -14,6 +14,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from tagdata.layout import UNSCORED
 from tagmodels.metrics import PAPER_AMI_AVERAGE, SCORES, grouping_scores
 from tagmodels.tagger.model import Tagger
 
@@ -93,7 +94,8 @@ def layer_rms_per_iteration(
     (docs/textures.md). None for a layer absent from every example.
     """
     scored = segmentation.long()
-    layers = int(scored[scored < 255].max()) + 1 if bool((scored < 255).any()) else 0
+    labelled = scored[scored != UNSCORED]
+    layers = int(labelled.max()) + 1 if labelled.numel() else 0
     totals = torch.zeros(len(LAYER_RMS), iterations, layers, dtype=torch.float64)
     present = torch.zeros(layers, dtype=torch.float64)
     with seeded(seed), _eval_mode(model):

@@ -26,7 +26,7 @@ DEFAULT_INITIAL_VARIANCE = math.log1p(math.e)
 VarianceMap = Literal["softplus", "exp-asinh"]
 VARIANCE_MAPS: tuple[str, ...] = ("softplus", "exp-asinh")
 RELEASE_INITIAL_VARIANCE = 1.0 + math.sqrt(2.0)  # exp(asinh(1)): the release starts from p = 1
-INITIAL_M = ("random", "oracle")  # m^0 in evaluation: the paper's random draw, or the true grouping (a diagnostic)
+INITIAL_M = ("random", "oracle")  # m^0 in evaluation or training: the paper's random draw, or the true grouping (a diagnostic)
 
 # The variance of the continuous L(m_k) = N(x~; z_k, sigma^2 + v) normalised over k: v as in
 # the cost (the default), or "v-squared", sigma^2 + v^2, the 2016 release's choice (it treats v

@@ -60,7 +60,7 @@ def evaluate_run(
     cost_data = data if cost_split == split else load_split(data_path, cost_split, device, limit)
     started = time.perf_counter()
     # Three passes: clean input (AMI, ARI), corrupted input (the cost), clean input again (how
-    # well the best group's z explains each true layer: layer_rms).
+    # well the groups' z explain each true layer: layer_rms).
     with forward_progress(model, 2 * len(data) + len(cost_data), "evaluating", enabled=progress):
         rows = evaluate_grouping(
             model, data.x, data.segmentation, groups, iterations, training["batch_size"], seed, cost_x=cost_data.x,
