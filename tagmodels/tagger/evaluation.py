@@ -9,7 +9,7 @@ drawn from a fixed seed so that evaluating the same run twice gives the same fig
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -53,34 +53,35 @@ def _slice(log_m0: torch.Tensor | None, start: int, stop: int) -> torch.Tensor |
 def grouping_per_iteration(
     model: Tagger, x: torch.Tensor, segmentation: torch.Tensor, groups: int, iterations: int,
     batch_size: int = 100, seed: int = 0, average_method: str = PAPER_AMI_AVERAGE,
-    log_m0: torch.Tensor | None = None,
-) -> list[dict[str, float]]:
+    log_m0: torch.Tensor | None = None, layer_rms: bool = False,
+) -> list[dict[str, Any]]:
     """Mean AMI, ARI, FG-ARI and mSC after each iteration, on clean input (Section 3.1), from
-    the random m^0 or from ``log_m0`` (n, K, N) when given."""
+    the random m^0 or from ``log_m0`` (n, K, N) when given; with ``layer_rms``, also how well
+    the groups' z explain each true layer, from the same pass (:class:`LayerErrors`)."""
     scores: list[dict[str, list[np.ndarray]]] = [{name: [] for name in SCORES} for _ in range(iterations)]
+    errors = LayerErrors(segmentation, iterations) if layer_rms else None
     with seeded(seed), _eval_mode(model):
         for start in range(0, x.shape[0], batch_size):
-            clean = model(x[start : start + batch_size], groups, iterations, corrupt=False,
-                          log_m0=_slice(log_m0, start, start + batch_size))
+            xb, seg = x[start : start + batch_size], segmentation[start : start + batch_size]
+            clean = model(xb, groups, iterations, corrupt=False, log_m0=_slice(log_m0, start, start + batch_size))
             for i, log_m in enumerate(clean.log_m):
-                batch = grouping_scores(segmentation[start : start + batch_size], log_m, average_method=average_method)
+                batch = grouping_scores(seg, log_m, average_method=average_method)
                 for name in SCORES:
                     scores[i][name].append(batch[name])
-    return [
+                if errors is not None:
+                    errors.add(i, xb, seg, clean.z[i], log_m)
+    rows: list[dict[str, Any]] = [
         {"iteration": i + 1, **{name: float(np.nanmean(np.concatenate(parts))) for name, parts in scores[i].items()}}
         for i in range(iterations)
     ]
+    if errors is not None:
+        for row, rms in zip(rows, errors.rms()):
+            row["layer_rms"] = rms
+    return rows
 
 
-LAYER_RMS = ("best_group", "owner")  # the two readings of layer_rms_per_iteration
-
-
-@torch.no_grad()
-def layer_rms_per_iteration(
-    model: Tagger, x: torch.Tensor, segmentation: torch.Tensor, groups: int, iterations: int,
-    batch_size: int = 100, seed: int = 0, log_m0: torch.Tensor | None = None,
-) -> list[dict[str, list[float | None]]]:
-    """Per iteration and true layer l (a label of ``segmentation``, 0 = the background on
+class LayerErrors:
+    """Per iteration and true layer l (a label of the segmentation, 0 = the background on
     TextureMNIST), on clean input, the rms error of z over l's scored pixels:
 
     - ``best_group``: of the one group whose z explains the whole layer best in each example,
@@ -93,30 +94,38 @@ def layer_rms_per_iteration(
     each explain only their own pixels, as a small owner rms beside a large best_group rms
     (docs/textures.md). None for a layer absent from every example.
     """
-    scored = segmentation.long()
-    labelled = scored[scored != UNSCORED]
-    layers = int(labelled.max()) + 1 if labelled.numel() else 0
-    totals = torch.zeros(len(LAYER_RMS), iterations, layers, dtype=torch.float64)
-    present = torch.zeros(layers, dtype=torch.float64)
-    with seeded(seed), _eval_mode(model):
-        for start in range(0, x.shape[0], batch_size):
-            xb, seg = x[start : start + batch_size], scored[start : start + batch_size]
-            onehot = torch.nn.functional.one_hot(seg.clamp(max=layers), layers + 1)[..., :layers].to(x.dtype)
-            count = onehot.sum(dim=1).clamp(min=1)  # (B, L) pixels of each layer
-            present += (onehot.sum(dim=1) > 0).sum(dim=0).double()
-            output = model(xb, groups, iterations, corrupt=False, log_m0=_slice(log_m0, start, start + batch_size))
-            for i, (z, log_m) in enumerate(zip(output.z, output.log_m)):
-                error = (z - xb.unsqueeze(1)) ** 2  # (B, K, N)
-                per_group = torch.einsum("bkn,bnl->bkl", error, onehot) / count.unsqueeze(1)
-                owned = error.gather(1, log_m.argmax(dim=1, keepdim=True)).squeeze(1)  # (B, N)
-                per_owner = torch.einsum("bn,bnl->bl", owned, onehot) / count
-                totals[0, i] += per_group.min(dim=1).values.double().sum(dim=0).cpu()
-                totals[1, i] += per_owner.double().sum(dim=0).cpu()
-    return [
-        {name: [float((totals[r, i, l] / present[l]).sqrt()) if present[l] > 0 else None for l in range(layers)]
-         for r, name in enumerate(LAYER_RMS)}
-        for i in range(iterations)
-    ]
+
+    READINGS = ("best_group", "owner")
+
+    def __init__(self, segmentation: torch.Tensor, iterations: int) -> None:
+        labelled = segmentation[segmentation != UNSCORED]
+        self.layers = int(labelled.max()) + 1 if labelled.numel() else 0
+        self.totals = torch.zeros(len(self.READINGS), iterations, self.layers, dtype=torch.float64)
+        self.present = torch.zeros(iterations, self.layers, dtype=torch.float64)
+
+    def add(self, i: int, x: torch.Tensor, segmentation: torch.Tensor, z: torch.Tensor, log_m: torch.Tensor) -> None:
+        """Iteration i of one batch: x (B, N), its segmentation (B, N), z and log m (B, K, N)."""
+        layers = self.layers
+        onehot = torch.nn.functional.one_hot(segmentation.long().clamp(max=layers), layers + 1)[..., :layers]
+        onehot = onehot.to(x.dtype)
+        pixels = onehot.sum(dim=1)  # (B, L) pixels of each layer
+        count = pixels.clamp(min=1)
+        error = (z - x.unsqueeze(1)) ** 2  # (B, K, N)
+        per_group = torch.einsum("bkn,bnl->bkl", error, onehot) / count.unsqueeze(1)
+        owned = error.gather(1, log_m.argmax(dim=1, keepdim=True)).squeeze(1)  # (B, N)
+        per_owner = torch.einsum("bn,bnl->bl", owned, onehot) / count
+        self.totals[0, i] += per_group.min(dim=1).values.double().sum(dim=0).cpu()
+        self.totals[1, i] += per_owner.double().sum(dim=0).cpu()
+        self.present[i] += (pixels > 0).sum(dim=0).double().cpu()
+
+    def rms(self) -> list[dict[str, list[float | None]]]:
+        """Per iteration, each reading's rms per layer (the mean over examples of the squared error)."""
+        return [
+            {name: [float((self.totals[r, i, l] / self.present[i, l]).sqrt()) if self.present[i, l] > 0 else None
+                    for l in range(self.layers)]
+             for r, name in enumerate(self.READINGS)}
+            for i in range(self.totals.shape[1])
+        ]
 
 
 @torch.no_grad()
@@ -139,12 +148,14 @@ def evaluate_grouping(
     model: Tagger, x: torch.Tensor, segmentation: torch.Tensor, groups: int, iterations: int,
     batch_size: int = 100, seed: int = 0, cost_x: torch.Tensor | None = None,
     average_method: str = PAPER_AMI_AVERAGE, cost_segmentation: torch.Tensor | None = None, oracle: bool = False,
-) -> list[dict[str, float]]:
+    layer_rms: bool = False,
+) -> list[dict[str, Any]]:
     """Table 1a's rows: AMI and ARI (clean ``x``) and the denoising cost per iteration.
 
     The cost is measured on ``cost_x`` (with ``cost_segmentation``) when given (the paper: on
     the validation split), else on ``x``. ``oracle`` starts from the true grouping
-    (:func:`oracle_log_m0`) in place of the random m^0.
+    (:func:`oracle_log_m0`) in place of the random m^0. ``layer_rms``: as
+    :func:`grouping_per_iteration`.
     """
     cost_x, cost_segmentation = (x, segmentation) if cost_x is None else (cost_x, cost_segmentation)
     start, cost_start = None, None
@@ -152,7 +163,9 @@ def evaluate_grouping(
         if cost_segmentation is None:
             raise ValueError("an oracle start needs the cost split's segmentation")
         start, cost_start = oracle_log_m0(segmentation, groups), oracle_log_m0(cost_segmentation, groups)
-    rows = grouping_per_iteration(model, x, segmentation, groups, iterations, batch_size, seed, average_method, start)
+    rows = grouping_per_iteration(
+        model, x, segmentation, groups, iterations, batch_size, seed, average_method, start, layer_rms
+    )
     costs = denoising_cost_per_iteration(model, cost_x, groups, iterations, batch_size, seed, cost_start)
     return [{**row, "denoising_cost": cost} for row, cost in zip(rows, costs)]
 

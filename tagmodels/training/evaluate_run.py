@@ -16,7 +16,7 @@ from tagdata.errors import UserError
 from tagdata.provenance import portable_path
 from tagmodels.metrics import PAPER_AMI_AVERAGE
 from tagmodels.paper import SHAPES_TRAINING_HOURS, table_1a_beside
-from tagmodels.tagger.evaluation import evaluate_grouping, layer_rms_per_iteration, oracle_log_m0
+from tagmodels.tagger.evaluation import evaluate_grouping
 from tagmodels.tagger.tag_names import INITIAL_M
 from tagmodels.training.data import load_split, most_objects
 from tagmodels.training.grouping import load_tagger
@@ -59,19 +59,16 @@ def evaluate_run(
             cost_split = split
     cost_data = data if cost_split == split else load_split(data_path, cost_split, device, limit)
     started = time.perf_counter()
-    # Three passes: clean input (AMI, ARI), corrupted input (the cost), clean input again (how
-    # well the groups' z explain each true layer: layer_rms).
-    with forward_progress(model, 2 * len(data) + len(cost_data), "evaluating", enabled=progress):
+    # Two passes: clean input (AMI, ARI, how well the groups' z explain each true layer),
+    # corrupted input (the cost).
+    with forward_progress(model, len(data) + len(cost_data), "evaluating", enabled=progress):
         rows = evaluate_grouping(
             model, data.x, data.segmentation, groups, iterations, training["batch_size"], seed, cost_x=cost_data.x,
-            cost_segmentation=cost_data.segmentation, oracle=initial_m == "oracle",
+            cost_segmentation=cost_data.segmentation, oracle=initial_m == "oracle", layer_rms=True,
         )
-        start = oracle_log_m0(data.segmentation, groups) if initial_m == "oracle" else None
-        layer_rms = layer_rms_per_iteration(model, data.x, data.segmentation, groups, iterations,
-                                            training["batch_size"], seed, start)
     rows = [{**row, "layer_rms": {name: [None if r is None else round(r, 5) for r in values]
-                                  for name, values in rms.items()}}
-            for row, rms in zip(rows, layer_rms)]
+                                  for name, values in row["layer_rms"].items()}}
+            for row in rows]
     seconds = time.perf_counter() - started
     # The epoch the evaluated checkpoint holds, by its own history; the run's whole history is
     # the last checkpoint's (metrics.jsonl may lag it), else metrics.jsonl.
