@@ -23,6 +23,7 @@ import pytest
 import torch
 from torch import nn
 
+from tagdata.layout import UNSCORED
 from tagmodels.tagger.evaluation import denoising_cost_per_iteration, grouping_per_iteration
 from tagmodels.tagger.classifier import TaggerClassifier
 from tagmodels.tagger.ladder import Ladder
@@ -391,7 +392,8 @@ class ImprovingOracle(SegmentationOracle):
     def forward(self, x, groups, iterations, corrupt=True, log_m0=None):
         right = super().forward(x, groups, iterations).log_m[0]
         one_group = torch.log_softmax(20 * (torch.arange(groups) == 0).double()[None, :, None].expand_as(right), dim=1)
-        return SimpleNamespace(log_m=[one_group] * (iterations - 1) + [right],
+        z = (x + 0.1).unsqueeze(1).expand(-1, groups, -1)  # every group's z off by 0.1
+        return SimpleNamespace(log_m=[one_group] * (iterations - 1) + [right], z=[z] * iterations,
                                cost=torch.arange(iterations, 0, -1, dtype=D))
 
 
@@ -404,3 +406,6 @@ def test_per_epoch_validation_reads_the_last_iteration(shapes_file):
     scores = objective.validate()
     assert scores["valid_ami"] == pytest.approx(1.0) and scores["valid_ami_iterations"][0] < 0.5
     assert scores["valid_cost"] == pytest.approx(1.0)
+    labels = set(valid.segmentation[valid.segmentation != UNSCORED].unique().tolist())  # Shapes: no layer 0
+    expected = [pytest.approx(0.1) if layer in labels else None for layer in range(max(labels) + 1)]
+    assert scores["valid_layer_rms_owner"] == scores["valid_layer_rms_best_group"] == expected

@@ -273,7 +273,8 @@ def test_plot_draws_the_learning_curves(two_epochs, tmp_path):
     out = tmp_path / "curves.png"
     assert "2 epochs" in ok("plot", two_epochs, "--out", out)
     with Image.open(out) as image:
-        assert image.size == (3 * 380 + 2 * 6, 280)  # cost, validation AMI, AMI per iteration
+        # cost, validation AMI, AMI per iteration, rms of z per true layer
+        assert image.size == (4 * 380 + 3 * 6, 280)
         pixels = image.convert("RGB").getcolors(1 << 20)
     assert len(pixels) > 10  # drawn, not blank
     for args, message in (([tmp_path / "x.jpg"], "writes PNG; name the file x.png"),

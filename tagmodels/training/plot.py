@@ -2,7 +2,8 @@
 
 Panels: the cost per epoch (training, and validation where recorded), the validation
 figure per epoch (Tagger: AMI; classifiers: error), and for Tagger runs the validation
-AMI after each iteration (the view of the paper's Table 1a and Fig. 6) at a few epochs.
+AMI after each iteration (the view of the paper's Table 1a and Fig. 6) at a few epochs, and
+the rms of z per true layer per epoch where recorded (the owner group's, ``LayerErrors``).
 Drawn with Pillow, so plotting needs nothing beyond the toolkit's own dependencies.
 """
 
@@ -104,7 +105,22 @@ def training_figure(history: list[dict[str, Any]]) -> np.ndarray:
     iterations = _iteration_series(history)
     if iterations:
         panels.append(line_panel("validation AMI per iteration", "iteration", iterations))
+    layers = _layer_series(history)
+    if layers:
+        panels.append(line_panel("validation rms of z per true layer", "epoch", layers))
     return side_by_side(*panels, gap=6)
+
+
+def _layer_series(history: list[dict[str, Any]]) -> list[Series]:
+    """The owner's rms of z per true layer and epoch (``valid_layer_rms_owner``): whether the
+    groups' z explain each object, which the AMI, reading m only, cannot tell."""
+    rows = [row for row in history if row.get("valid_layer_rms_owner")]
+    layers = max((len(row["valid_layer_rms_owner"]) for row in rows), default=0)
+    series = [(f"layer {layer}", [row["epoch"] for row in rows],
+               [row["valid_layer_rms_owner"][layer] if layer < len(row["valid_layer_rms_owner"]) else None
+                for row in rows])
+              for layer in range(layers)]
+    return [one for one in series if any(y is not None for y in one[2])]  # a label no example has: no line
 
 
 def comparison_figure(histories: dict[str, list[dict[str, Any]]]) -> np.ndarray:
