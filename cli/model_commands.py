@@ -120,6 +120,9 @@ def _left_behind(out_dir: str) -> str:
 @click.option("--z-rank", type=int,
               help=_preset_help("read z out through a linear map of this rank: each group's z then lies in "
                                 "a subspace of this dimension (default: full rank, the paper; docs/textures.md)", "z_rank"))
+@click.option("--init-from", type=click.Path(file_okay=False),
+              help="start from the last checkpoint's parameters of this Tagger run (same widths and norms), "
+                   "with a fresh optimizer: e.g. from the random m^0 after a run trained with --initial-m oracle")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the initial parameters and the data order")
 @click.option("--seeds", callback=seed_list, help="train a population, one run per seed, as one batched computation: "
               "e.g. 0-4 or 0,3,7 (--out then holds a run directory per member)")
@@ -137,15 +140,17 @@ def _left_behind(out_dir: str) -> str:
 @click.option("--quiet", is_flag=True, help="no progress bar and no line per epoch")
 def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, iterations, norm, lr, batch_size,
           initial_variance, delta_z_form, z_input, variance_map, likelihood_variance, m_floor, norm_epsilon,
-          tag_norm, z_norm, m0_scale, m0_smoothing, initial_m, z_rank, seed, device, precision, compile_model, seeds, sweep_lr, threads, resume, overwrite,
-          quiet):
+          tag_norm, z_norm, m0_scale, m0_smoothing, initial_m, z_rank, init_from, seed, device, precision, compile_model,
+          seeds, sweep_lr, threads, resume, overwrite, quiet):
     """Train a model; writes config.json, metrics and a checkpoint per epoch to --out.
 
     With --seeds or --sweep-lr, a population: a run directory per member in --out."""
     from contextlib import ExitStack
 
     from tagmodels.device import resolve_device
-    from tagmodels.training.grouping import budget_epochs, check_run_config, new_run_config, train_taggers
+    from tagmodels.training.grouping import (
+        budget_epochs, check_run_config, initial_parameters, new_run_config, train_taggers,
+    )
     from tagdata.atomic import new_directory
     from tagmodels.training.population_runs import POPULATION, member_names, read_population, write_population
     from tagmodels.training.precision import configure, describe
@@ -154,6 +159,7 @@ def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, ite
 
     dev = resolve_device(device)
     population = seeds is not None or sweep_lr is not None
+    initial_state = None
     with ExitStack() as starting:  # every run opened, closed again if the command fails
         if budget_minutes is not None and (epochs is not None or resume or compile_model):
             raise UserError("--budget-minutes chooses the epochs of a new run from the speed of uncompiled steps: "
@@ -161,8 +167,9 @@ def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, ite
         if resume:
             if overwrite:
                 raise UserError("--resume continues the run in --out and --overwrite replaces it: give one of them")
-            if population:
-                raise UserError("--resume continues the members named in --out; --seeds and --sweep-lr start new ones")
+            if population or init_from is not None:
+                raise UserError("--resume continues the members named in --out; --seeds, --sweep-lr and --init-from "
+                                "start new ones")
             names = read_population(Path(out_dir))
             runs = [RunDir(out_dir)] if names is None else [RunDir(Path(out_dir) / name) for name in names]
             configs = [run.config() for run in runs]
@@ -197,6 +204,8 @@ def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, ite
                 ]
 
             configs = run_configs(epochs)
+            if init_from is not None:  # refused before the budget's probe if it does not fit
+                initial_state, source = initial_parameters(RunDir(init_from), configs[0]["tagger"])
             if budget_minutes is not None:
                 epochs, rate = budget_epochs(configs, dev, budget_minutes)
                 configs = run_configs(epochs)
@@ -204,6 +213,9 @@ def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, ite
                     config["budget"] = {"minutes": budget_minutes, "samples_per_second": round(rate, 1), "epochs": epochs}
                 if not quiet:
                     click.echo(f"{epochs} epochs fit {budget_minutes:g} min at the {rate:.0f} samples/s measured here")
+            if init_from is not None:
+                for config in configs:
+                    config["init_from"] = source
             if population:  # a refused or failed start leaves no folder behind
                 starting.enter_context(new_directory(out_dir, ignore=(POPULATION,)))
                 write_population(Path(out_dir), [name for name, _, _ in members])
@@ -216,7 +228,8 @@ def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, ite
         if not quiet:
             click.echo(describe(dev, configs[0]["training"]["precision"], configs[0]["training"]["compile"])
                        + (f"; a population of {len(runs)}" if len(runs) > 1 else ""))
-        trained = train_taggers(runs, configs, dev, resume=resume, progress=not quiet, adapt_threads=threads == "auto")
+        trained = train_taggers(runs, configs, dev, resume=resume, progress=not quiet, adapt_threads=threads == "auto",
+                                initial_state=initial_state)
         for run, (_, outcome) in zip(runs, trained):
             if outcome.history and outcome.diverged is None:
                 last = outcome.history[-1]

@@ -100,7 +100,7 @@ def evaluate_run(
             "epochs": len(history),
             "seconds": training_seconds(history),
             **{key: config.get("provenance", {}).get(key) for key in ("device", "commit", "command")},
-            **({"budget": config["budget"]} if "budget" in config else {}),  # train --budget-minutes
+            **{key: config[key] for key in ("budget", "init_from") if key in config},  # train --budget-minutes, --init-from
         },
         **provenance(device, seed),
     }

@@ -191,9 +191,11 @@ def population_settings(config: dict[str, Any]) -> dict[str, Any]:
 def grouping_objectives(
     configs: list[dict[str, Any]], device: torch.device,
     splits: Sequence[tuple[SplitTensors, SplitTensors]] | None = None,
+    initial_state: dict[str, torch.Tensor] | None = None,
 ) -> list[GroupingObjective]:
     """The objectives of the runs ``configs`` describe as one population (their seeds and
-    learning rates may differ, nothing else), each model at its seed's initial parameters.
+    learning rates may differ, nothing else), each model at its seed's initial parameters,
+    or at ``initial_state`` when given (:func:`initial_parameters`).
 
     The data are read once from the configs' file unless ``splits`` gives each run's (train,
     valid) already loaded (the benchmark passes pixel-permuted ones, a permutation per seed).
@@ -212,12 +214,30 @@ def grouping_objectives(
     for config, (train, valid) in zip(configs, splits):
         torch.manual_seed(config["training"]["seed"])  # the initial parameters
         model = Tagger(TaggerConfig.from_dict(config["tagger"])).to(device)
+        if initial_state is not None:
+            model.load_state_dict(initial_state)
         train.check_inputs(model.config.n_inputs, shared["data"], model.config.input_kind)
         objectives.append(GroupingObjective(
             model, train, valid.head(training["valid_examples"]), training["groups"], training["iterations"],
             training["batch_size"], oracle=training.get("initial_m", "random") == "oracle",  # absent in older runs
         ))
     return objectives
+
+
+def initial_parameters(source: RunDir, tagger: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The last checkpoint's parameters of the Tagger run ``source`` (``train --init-from``),
+    checked to fit a Tagger built from ``tagger`` (a config.json's "tagger" table), and the
+    record config.json keeps of them. Why: a warm start, e.g. training from the random m^0
+    after a run that learned from the true grouping (docs/textures.md)."""
+    state = load_tagger(source, torch.device("cpu"))
+    parameters = state.model.state_dict()
+    try:
+        Tagger(TaggerConfig.from_dict(tagger)).load_state_dict(parameters)
+    except RuntimeError as err:  # missing, unexpected or differently shaped parameters
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise UserError(f"the parameters of {source.path} do not fit this run's model (its widths, norm or "
+                        f"read-outs differ): {lines[-1][:160]}") from None
+    return parameters, {"run": str(source.path.resolve()), "epoch": len(state.history)}
 
 
 def budget_epochs(configs: list[dict[str, Any]], device: torch.device, minutes: float) -> tuple[int, float]:
@@ -242,14 +262,15 @@ def train_taggers(
     splits: Sequence[tuple[SplitTensors, SplitTensors]] | None = None,
     adapt_threads: bool = False,
     deadline: float | None = None,
+    initial_state: dict[str, torch.Tensor] | None = None,
 ) -> list[tuple[Tagger, Trained]]:
     """Train (or continue) the runs ``configs`` describe as one population (their seeds and
     learning rates may differ, nothing else); returns each member's model and outcome.
 
-    ``splits``: as :func:`grouping_objectives`; ``deadline``: as
-    :func:`tagmodels.training.loop.fit_population`.
+    ``splits`` and ``initial_state`` (new runs only): as :func:`grouping_objectives`;
+    ``deadline``: as :func:`tagmodels.training.loop.fit_population`.
     """
-    objectives = grouping_objectives(configs, device, splits)
+    objectives = grouping_objectives(configs, device, splits, initial_state)
     members = [Member(objective, _schedule(config), run) for run, config, objective in zip(runs, configs, objectives)]
     training = configs[0]["training"]
     trained = fit_population(
