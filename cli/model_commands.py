@@ -18,6 +18,7 @@ from tagtool_cli.options import (
     positive_number,
     seed_list,
     threads_option,
+    width_list,
 )
 from tagtool_cli.outputs import output_file
 
@@ -80,6 +81,8 @@ def _left_behind(out_dir: str) -> str:
                    "this machine first, in place of --epochs (recorded in config.json)")
 @click.option("--groups", type=int, callback=positive, help=_preset_help("K groups during training", "groups"))
 @click.option("--iterations", type=int, callback=positive, help=_preset_help("iterations during training", "iterations"))
+@click.option("--widths", callback=width_list,
+              help=_preset_help("the Ladder's encoder widths, first layer first, e.g. 1600,800,400", "widths"))
 @click.option("--norm", type=click.Choice(["batch", "layer"]),
               help=_preset_help("normalisation in the Ladder (layer: the paper's Tagger*)", "norm"))
 @click.option("--lr", type=float, help=_preset_help("Adam's learning rate", "lr"))
@@ -138,7 +141,7 @@ def _left_behind(out_dir: str) -> str:
                    "--threads may change")
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out")
 @click.option("--quiet", is_flag=True, help="no progress bar and no line per epoch")
-def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, iterations, norm, lr, batch_size,
+def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, iterations, widths, norm, lr, batch_size,
           initial_variance, delta_z_form, z_input, variance_map, likelihood_variance, m_floor, norm_epsilon,
           tag_norm, z_norm, m0_scale, m0_smoothing, initial_m, z_rank, init_from, seed, device, precision, compile_model,
           seeds, sweep_lr, threads, resume, overwrite, quiet):
@@ -194,7 +197,8 @@ def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, ite
                 return [
                     new_run_config(
                         preset, data_path, member_seed, dev, precision, bool(compile_model), epochs=epochs,
-                        groups=groups, iterations=iterations, norm=norm, lr=lr if member_lr is None else member_lr,
+                        groups=groups, iterations=iterations, widths=widths, norm=norm,
+                        lr=lr if member_lr is None else member_lr,
                         batch_size=batch_size, initial_variance=initial_variance, delta_z_form=delta_z_form,
                         z_input=z_input, variance_map=variance_map, likelihood_variance=likelihood_variance,
                         m_floor=m_floor, norm_epsilon=norm_epsilon, tag_norm=tag_norm, z_norm=z_norm,

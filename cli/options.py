@@ -69,8 +69,10 @@ def number_list(ctx: click.Context, param: click.Parameter, value: str | None) -
     return numbers
 
 
-def width_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
-    """A click callback: "200,100" as layer widths, each at least 1."""
+def width_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    """A click callback: "200,100" as layer widths, each at least 1 (None when not given)."""
+    if value is None:
+        return None
     try:
         widths = tuple(int(part) for part in value.split(","))
     except ValueError:

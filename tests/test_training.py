@@ -474,6 +474,24 @@ def test_z_input_reaches_the_model_and_resume_holds_it(training_shapes):
     assert config["tagger"]["z_input"] == "logit" and held_settings(config)["z_input"] == "logit"
 
 
+def test_widths_reach_the_model_and_resume_holds_them(training_shapes, tmp_path):
+    out = tmp_path / "run"
+    invoke = CliRunner().invoke
+    base = ["train", "--out", str(out), "--epochs", "1", "--quiet", "--device", "cpu"]
+    result = invoke(tagtool, [*base, "--data", str(training_shapes), "--preset", "demo", "--widths", "12,6,3"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["tagger"]["widths"] == [12, 6, 3] and held_settings(config)["widths"] == (12, 6, 3)
+    model = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+    assert model["input_map.weight"].shape[0] == 12
+    held = invoke(tagtool, ["train", "--out", str(out), "--resume", "--epochs", "2", "--quiet", "--widths", "12,6,3"])
+    assert held.exit_code == 0, held.output
+    refused = invoke(tagtool, ["train", "--out", str(out), "--resume", "--epochs", "3", "--widths", "12,6"])
+    assert refused.exit_code == 1 and "--widths (12, 6) contradicts" in refused.output
+    bad = invoke(tagtool, [*base[:2], str(tmp_path / "bad"), "--data", str(training_shapes), "--widths", "12,0"])
+    assert bad.exit_code == 2 and "every width must be at least 1" in bad.output and not (tmp_path / "bad").exists()
+
+
 def test_a_budget_counts_whole_epochs_and_at_least_one():
     from tagmodels.training.budget import epochs_within
 

@@ -30,7 +30,9 @@ from tagmodels.training.runs import RunDir, last_epoch, provenance
 def held_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The run's value of every ``train`` option that --resume must not change."""
     training = config["training"]
-    held = {name: training.get(name) for name in HELD_TRAINING_SETTINGS}
+    # JSON keeps the widths as a list; the option gives a tuple.
+    held = {name: tuple(value) if isinstance(value := training.get(name), list) else value
+            for name in HELD_TRAINING_SETTINGS}
     return {"data": config["data"], "preset": config.get("preset"), **held}
 
 

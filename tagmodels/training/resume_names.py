@@ -4,7 +4,7 @@
 # they are what ``train --resume`` refuses to change (tagmodels.training.resume.held_settings).
 # Each is also a ``train`` option of the same name (dashes for underscores).
 HELD_TRAINING_SETTINGS: tuple[str, ...] = (
-    "seed", "groups", "iterations", "norm", "lr", "batch_size", "precision", "compile",
+    "seed", "groups", "iterations", "widths", "norm", "lr", "batch_size", "precision", "compile",
     "initial_variance", "delta_z_form", "z_input",
     "variance_map", "likelihood_variance", "m_floor", "norm_epsilon", "tag_norm",
     "z_norm", "m0_scale", "m0_smoothing", "z_rank", "initial_m",
