@@ -124,8 +124,9 @@ def _layer_series(history: list[dict[str, Any]]) -> list[Series]:
 
 
 def comparison_figure(histories: dict[str, list[dict[str, Any]]]) -> np.ndarray:
-    """uint8 (H, W, 3): several runs on shared axes (validation cost and AMI per epoch, and
-    the last epoch's AMI per iteration), e.g. fp32 against bf16 on the same seed and data."""
+    """uint8 (H, W, 3): several runs on shared axes (validation cost and AMI per epoch, the
+    owner's rms of z per true layer and epoch where recorded, and the last epoch's AMI per
+    iteration), e.g. fp32 against bf16 on the same seed and data."""
     empty = [name for name, history in histories.items() if not history]
     if empty:
         raise UserError(f"{', '.join(empty)} has no finished epoch yet: nothing to compare")
@@ -136,6 +137,11 @@ def comparison_figure(histories: dict[str, list[dict[str, Any]]]) -> np.ndarray:
                   if any(key in row for row in history)]
         if series:
             panels.append(line_panel(title, "epoch", series))
+    layer_series = {name: _layer_series(history) for name, history in histories.items()}
+    for layer in sorted({label for series in layer_series.values() for label, _, _ in series}):
+        panels.append(line_panel(f"validation rms of z, {layer}", "epoch",
+                                 [(name, xs, ys) for name, series in layer_series.items()
+                                  for label, xs, ys in series if label == layer]))
     last = [(name, history[-1]["valid_ami_iterations"]) for name, history in histories.items()
             if history[-1].get("valid_ami_iterations")]
     if last:
