@@ -115,12 +115,13 @@ def _layer_series(history: list[dict[str, Any]]) -> list[Series]:
     """The owner's rms of z per true layer and epoch (``valid_layer_rms_owner``): whether the
     groups' z explain each object, which the AMI, reading m only, cannot tell."""
     rows = [row for row in history if row.get("valid_layer_rms_owner")]
-    layers = max((len(row["valid_layer_rms_owner"]) for row in rows), default=0)
-    series = [(f"layer {layer}", [row["epoch"] for row in rows],
-               [row["valid_layer_rms_owner"][layer] if layer < len(row["valid_layer_rms_owner"]) else None
-                for row in rows])
-              for layer in range(layers)]
-    return [one for one in series if any(y is not None for y in one[2])]  # a label no example has: no line
+    if not rows:
+        return []
+    epochs = [row["epoch"] for row in rows]
+    # Every epoch scores the same validation images, so every row has the same layers.
+    per_layer = zip(*(row["valid_layer_rms_owner"] for row in rows))
+    return [(f"layer {layer}", epochs, list(values)) for layer, values in enumerate(per_layer)
+            if any(value is not None for value in values)]  # a label no example has: no line
 
 
 def comparison_figure(histories: dict[str, list[dict[str, Any]]]) -> np.ndarray:
