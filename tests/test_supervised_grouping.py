@@ -41,6 +41,14 @@ def test_phase_scores_before_and_after_trains_the_tagger_and_resumes(texture_fil
     assert record["before"]["top_spread"] != record["after"]["top_spread"]
     assert [row["epoch"] for row in record["per_epoch"]] == [1, 2]
     assert all({"valid_error", "valid_ami", "valid_cost"} <= set(row) for row in record["per_epoch"])
+    # Per epoch the phase records the grouping figures an unsupervised run records (one helper).
+    logged = [json.loads(line) for line in (phase / "metrics.jsonl").read_text().splitlines()]
+    unsupervised = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    grouping_keys = {key for key in unsupervised if key.startswith("valid_")}
+    assert all(grouping_keys <= set(row) for row in logged)
+    assert all(len(row["valid_ami_iterations"]) == 2 and row["valid_ami_iterations"][-1] == row["valid_ami"]
+               for row in logged)
+    assert all(len(row["valid_layer_rms_owner"]) == len(unsupervised["valid_layer_rms_owner"]) > 0 for row in logged)
     assert record["phase"]["groups"] == 2 and Path(record["source_run"]).resolve() == run.resolve()
     # The whole system trains end to end (Section 3.3): the Tagger's own weights move, the source run's do not.
     assert (run / "checkpoint.pt").read_bytes() == source_bytes

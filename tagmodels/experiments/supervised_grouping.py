@@ -25,7 +25,7 @@ from tagmodels.tagger.evaluation import evaluate_grouping, seeded
 from tagmodels.tagger.model import Tagger
 from tagmodels.training.classification import ClassificationObjective, classification_error
 from tagmodels.training.data import SplitTensors, load_split
-from tagmodels.training.grouping import VALIDATION_SEED, load_tagger
+from tagmodels.training.grouping import VALIDATION_SEED, grouping_metrics, load_tagger
 from tagmodels.training.loop import Schedule, fit, training_seconds
 from tagmodels.training.runs import RunDir, provenance
 
@@ -39,10 +39,8 @@ class SupervisedGrouping(ClassificationObjective):
     def validate(self) -> dict[str, Any]:
         model = self.model
         assert isinstance(model, TaggerClassifier)
-        rows = evaluate_grouping(model.tagger, self.valid.x, self.valid.segmentation, model.groups,
-                                 model.iterations, self.batch_size, VALIDATION_SEED)
-        return {**super().validate(), "valid_cost": rows[-1]["denoising_cost"], "valid_ami": rows[-1]["ami"],
-                "ami_average_method": PAPER_AMI_AVERAGE}
+        grouping = grouping_metrics(model.tagger, self.valid, model.groups, model.iterations, self.batch_size)
+        return {**super().validate(), **grouping}
 
 
 @torch.no_grad()

@@ -69,23 +69,32 @@ class GroupingObjective:
     def cost(self, model: torch.nn.Module, x: torch.Tensor, log_m0: torch.Tensor | None = None) -> torch.Tensor:
         return model.training_cost(model(x, self.groups, self.iterations, corrupt=True, log_m0=log_m0))
 
-    def validate(self) -> dict[str, float | list[float] | str]:
-        rows = evaluate_grouping(
-            self.model, self.valid.x, self.valid.segmentation, self.groups, self.iterations,
-            self.batch_size, VALIDATION_SEED, oracle=self.oracle, layer_rms=True,
-        )
-        last = rows[-1]
-        # Per true layer, how well z explains it (LayerErrors): the AMI reads m only, and a
-        # run can split the image by position while no group has learned an object's
-        # texture (docs/textures.md); these curves show which, epoch by epoch.
-        return {
-            "valid_cost": last["denoising_cost"],
-            "valid_ami": last["ami"],
-            "valid_ami_iterations": [row["ami"] for row in rows],
-            "ami_average_method": PAPER_AMI_AVERAGE,
-            "valid_layer_rms_owner": last["layer_rms"]["owner"],
-            "valid_layer_rms_best_group": last["layer_rms"]["best_group"],
-        }
+    def validate(self) -> dict[str, Any]:
+        return grouping_metrics(self.model, self.valid, self.groups, self.iterations, self.batch_size, self.oracle)
+
+
+def grouping_metrics(
+    model: Tagger, valid: SplitTensors, groups: int, iterations: int, batch_size: int, oracle: bool = False,
+) -> dict[str, Any]:
+    """The per-epoch grouping figures of a Tagger, from the same validation images, initial m
+    and corruption every epoch (VALIDATION_SEED): unsupervised runs and the supervised phase
+    record the same fields."""
+    rows = evaluate_grouping(
+        model, valid.x, valid.segmentation, groups, iterations, batch_size, VALIDATION_SEED,
+        oracle=oracle, layer_rms=True,
+    )
+    last = rows[-1]
+    # Per true layer, how well z explains it (LayerErrors): the AMI reads m only, and a
+    # run can split the image by position while no group has learned an object's
+    # texture (docs/textures.md); these curves show which, epoch by epoch.
+    return {
+        "valid_cost": last["denoising_cost"],
+        "valid_ami": last["ami"],
+        "valid_ami_iterations": [row["ami"] for row in rows],
+        "ami_average_method": PAPER_AMI_AVERAGE,
+        "valid_layer_rms_owner": last["layer_rms"]["owner"],
+        "valid_layer_rms_best_group": last["layer_rms"]["best_group"],
+    }
 
 
 def tagger_config(preset: Preset, n_inputs: int, kind: str) -> TaggerConfig:
