@@ -47,7 +47,9 @@ def test_tiny_scale_runs_every_table_end_to_end_and_reports(finished):
     assert report["device"].startswith("cpu") and report["commit"] is not None and "command" in report
     assert "/work/" not in (out / "report.json").read_text().replace(str(out), "")  # relative paths only
     table1 = (out / "table1.md").read_text()
-    assert "| Tagger | 5 |" in table1 and "| Tagger* | 5 |" in table1 and "0.97" in table1  # beside the paper
+    # The tiny scale's models are named by their widths, beside the paper's Tagger and Tagger*.
+    assert "| Tagger (widths 32-16-8) | 5 |" in table1 and "| Tagger* (widths 32-16-8) | 5 |" in table1
+    assert "0.97" in table1
     table2 = (out / "table2.md").read_text()
     assert "permuted pixels" in table2 and "4.0 ± 0.3 (n=5)" in table2
     evaluation = json.loads((out / "table1" / "evaluations" / "shapes-paper-layer_seed0.json").read_text())

@@ -119,6 +119,8 @@ def test_cli_train_evaluate_visualize(training_shapes, tmp_path):
     assert {"ami", "ari", "denoising_cost"} <= set(table["iterations"][0])
     assert {"command", "commit", "device", "seed", "wall_seconds"} <= set(table)
     assert table["training"]["epochs"] == 1 and table["training"]["norm"] == "layer"
+    # What makes the model another than the paper's Tagger, for table1 to keep such runs apart.
+    assert table["training"]["model_changes"] == {"widths": [500, 250, 125], "norm": "layer"}
     assert "paper_table_1a" not in table  # evaluated with K=3: the paper's figures are for K=4
 
     # By default the run's K groups and the preset's 5 evaluation iterations (Section 3.1).
@@ -142,20 +144,29 @@ def test_cli_train_evaluate_visualize(training_shapes, tmp_path):
     result = invoke("table1", str(tmp_path / "eval4.json"), str(tmp_path / "eval5.json"),
                     "--json", str(tmp_path / "t1.json"), "--out", str(tmp_path / "t1.md"))
     assert result.exit_code == 0, result.output
-    t1 = json.loads((tmp_path / "t1.json").read_text())["models"]["Tagger*"]
+    small = "Tagger* (widths 500-250-125)"  # shapes-small: named, never pooled with the paper's model
+    t1 = json.loads((tmp_path / "t1.json").read_text())["models"][small]
     evals = [json.loads((tmp_path / f"eval{i}.json").read_text())["iterations"] for i in (4, 5)]
     assert t1["iterations"][0]["ami"]["n"] == 2
     assert t1["iterations"][0]["ami"]["median"] == pytest.approx((evals[0][0]["ami"] + evals[1][0]["ami"]) / 2)
     assert t1["iterations"][0]["paper"] == {"ami": 0.70, "denoising_cost": 0.100}
     t1_md = (tmp_path / "t1.md").read_text()
-    assert t1["table_1b"]["iteration"] == 6 and "Tagger*" in t1_md
-    assert "- Tagger*: seed 0, 1 of 1 epochs; seed 0, 1 of 3 epochs (cut short)" in t1_md
+    assert t1["table_1b"]["iteration"] == 6 and small in t1_md
+    assert f"- {small}: seed 0, 1 of 1 epochs; seed 0, 1 of 3 epochs (cut short)" in t1_md
     assert f"From `{tmp_path / 'eval4.json'}`, `{tmp_path / 'eval5.json'}`" in t1_md
-    first_row = next(line for line in t1_md.splitlines() if line.startswith("| Tagger* | 1 |"))
+    first_row = next(line for line in t1_md.splitlines() if line.startswith(f"| {small} | 1 |"))
     cells = [cell.strip() for cell in first_row.strip("|").split("|")]
     assert (cells[3], cells[5]) == ("0.70", "0.100")  # the paper's figures with the paper's digits
     result = invoke("table1", str(tmp_path / "eval4.json"), str(tmp_path / "eval.json"))
     assert result.exit_code == 1 and "differ in groups" in result.output
+    # A run of another model (here: a rank-48 z read-out) gets a row of its own.
+    planned_longer["training"]["model_changes"]["z_rank"] = 48
+    (tmp_path / "eval5.json").write_text(json.dumps(planned_longer))
+    result = invoke("table1", str(tmp_path / "eval4.json"), str(tmp_path / "eval5.json"), "--json", str(tmp_path / "t2.json"))
+    assert result.exit_code == 0, result.output
+    models = json.loads((tmp_path / "t2.json").read_text())["models"]
+    assert list(models) == [small, "Tagger* (widths 500-250-125, z_rank 48)"]
+    assert [model["iterations"][0]["ami"]["n"] for model in models.values()] == [1, 1]
 
     png = tmp_path / "fig.png"
     result = invoke("visualize", str(out), "--out", str(png), "--n", "2", "--iterations", "2", "--remove-group", "1")
@@ -509,3 +520,11 @@ def test_the_texture_split_study_sets_the_z_rank_and_m0_smoothing_of_a_populatio
     for seed in (0, 1):
         tagger = json.loads((out / "z-rank-48-m0-smooth3" / f"seed-{seed}" / "config.json").read_text())["tagger"]
         assert (tagger["z_rank"], tagger["m0_smoothing"], tagger["widths"]) == (48, 3.0, [800, 400, 200])
+
+
+def test_table1_names_evaluations_from_before_model_changes_by_their_preset():
+    from tagmodels.experiments.table1 import model_name
+
+    assert model_name({"norm": "batch", "preset": "shapes-paper"}) == "Tagger"
+    assert model_name({"norm": "layer", "preset": "demo"}) == "Tagger* (preset demo)"
+    assert model_name({"norm": "batch", "preset": "demo", "model_changes": {"z_norm": "layer"}}) == "Tagger (z_norm layer)"

@@ -1,10 +1,11 @@
 """Table 1 from several evaluations: the paper reports medians over 20 seeds (Section 3.2).
 
 Each input is a JSON written by ``tagtool evaluate --json`` for one trained run. Runs are
-grouped by their normalisation (BatchNorm: "Tagger", LayerNorm: "Tagger*"); per group and
-iteration the median, the standard deviation and the number of runs of the AMI and of the
-denoising cost are given beside the paper's Table 1a, and the last iteration's AMI beside
-Table 1b. Evaluations that differ in what they measure (AMI normalisation, groups,
+grouped by their model: the normalisation (BatchNorm: "Tagger", LayerNorm: "Tagger*") and
+whatever else differs from the paper's model (``model_changes``, named in the row, e.g.
+"Tagger (z_norm layer)"). Per model and iteration the median, the standard deviation and the
+number of runs of the AMI and of the denoising cost are given beside the paper's Table 1a for
+that norm, and the last iteration's AMI beside Table 1b. Evaluations that differ in what they measure (AMI normalisation, groups,
 iterations, data) are refused rather than mixed.
 """
 
@@ -41,6 +42,26 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
+def _changes(training: dict[str, Any]) -> dict[str, Any]:
+    """How the run's model differs from the paper's Tagger or Tagger*, its norm aside."""
+    if "model_changes" not in training:  # evaluated before evaluate recorded it: its preset says
+        preset = training.get("preset")
+        return {} if preset == "shapes-paper" else {"preset": preset}
+    return {key: value for key, value in training["model_changes"].items() if key != "norm"}
+
+
+def model_name(training: dict[str, Any]) -> str:
+    """Tagger (BatchNorm) or Tagger* (LayerNorm), with whatever else differs from the paper's
+    model named, so that runs of different models are never pooled into one row."""
+    name = MODEL_NAMES[training["norm"]]
+    changes = _changes(training)
+    if not changes:
+        return name
+    shown = ", ".join(f"{key} {'-'.join(map(str, value)) if isinstance(value, list) else value}"
+                      for key, value in changes.items())
+    return f"{name} ({shown})"
+
+
 def _summary(values: list[float]) -> dict[str, float | int]:
     array = np.asarray(values, dtype=np.float64)
     return {"median": float(np.median(array)), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0, "n": len(array)}
@@ -56,11 +77,14 @@ def aggregate(paths: list[Path]) -> dict[str, Any]:
         for key in MUST_AGREE:
             if data.get(key) != first.get(key):
                 raise UserError(f"{path} and {first_path} differ in {key}: {data.get(key)!r} against {first.get(key)!r}")
+    variants: dict[str, list[dict[str, Any]]] = {}
+    for norm in MODEL_NAMES:  # Tagger's rows before Tagger*'s, each model's in order of the files
+        for _, data in evaluations:
+            if data["training"]["norm"] == norm:
+                variants.setdefault(model_name(data["training"]), []).append(data)
     models: dict[str, Any] = {}
-    for norm, name in MODEL_NAMES.items():
-        runs = [data for _, data in evaluations if data["training"]["norm"] == norm]
-        if not runs:
-            continue
+    for name, runs in variants.items():
+        norm = runs[0]["training"]["norm"]
         depth = min(len(data["iterations"]) for data in runs)
         rows = []
         for i in range(depth):
@@ -74,13 +98,14 @@ def aggregate(paths: list[Path]) -> dict[str, Any]:
             rows.append(row)
         models[name] = {
             "norm": norm,
+            "model_changes": _changes(runs[0]["training"]),
             "runs": [
                 {"seed": data["training"]["seed"], "epochs": data["training"]["epochs"],
                  "trained_epochs": data.get("checkpoint_epoch")}
                 for data in runs
             ],
             "iterations": rows,
-            "table_1b": {"ami": rows[-1]["ami"], "iteration": depth, "paper": TABLE_1B[name]},
+            "table_1b": {"ami": rows[-1]["ami"], "iteration": depth, "paper": TABLE_1B[MODEL_NAMES[norm]]},
         }
     return {
         "inputs": [str(path) for path, _ in evaluations],

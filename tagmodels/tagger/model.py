@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -72,6 +72,12 @@ class TaggerConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields that differ from the defaults, the paper's Tagger on Shapes (Section 3.1),
+        the input size aside: what makes this model another than the paper's (JSON-ready)."""
+        paper = TaggerConfig(n_inputs=self.n_inputs)
+        return {key: value for key, value in asdict(self).items() if value != getattr(paper, key)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TaggerConfig":

@@ -97,6 +97,8 @@ def evaluate_run(
             "preset": config.get("preset"),
             "seed": config["training"]["seed"],
             "norm": model.config.norm,
+            # What makes the model another than the paper's; `tagtool table1` keeps such runs apart.
+            "model_changes": model.config.changes(),
             "epochs": len(history),
             "seconds": training_seconds(history),
             **{key: config.get("provenance", {}).get(key) for key in ("device", "commit", "command")},
