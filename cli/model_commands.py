@@ -271,14 +271,18 @@ def train(model, data_path, out_dir, preset, epochs, budget_minutes, groups, ite
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=output_file(),
               help="write the table as JSON here")
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@threads_option
 def evaluate(run_dir, data_path, split, cost_split, iterations, groups, limit, seed, initial_m, checkpoint, device,
-             json_out, quiet):
+             json_out, quiet, threads):
     """Per-iteration AMI, ARI, FG-ARI, mSC and denoising cost (the paper's Table 1a)."""
     from tagmodels.device import resolve_device
     from tagmodels.training.evaluate_run import evaluate_run
+    from tagmodels.training.precision import set_threads
     from tagmodels.training.runs import write_json
 
-    evaluation = evaluate_run(run_dir, resolve_device(device), data_path, split, cost_split, iterations, groups, limit,
+    dev = resolve_device(device)
+    set_threads(dev, threads)  # beside training runs on a shared CPU, --threads 1 keeps out of their way
+    evaluation = evaluate_run(run_dir, dev, data_path, split, cost_split, iterations, groups, limit,
                               seed, checkpoint, progress=not quiet, initial_m=initial_m)
     result, rows = evaluation.record, evaluation.record["iterations"]
     click.echo(f"{run_dir} ({checkpoint} checkpoint, epoch {result['checkpoint_epoch']})  AMI on {result['split']} "

@@ -108,8 +108,12 @@ def test_cli_train_evaluate_visualize(training_shapes, tmp_path):
     assert set(metrics[0]) >= {"epoch", "cost", "valid_cost", "valid_ami", "seconds"}
     assert metrics[0]["ami_average_method"] == "max"
 
-    result = invoke("evaluate", str(out), "--iterations", "3", "--groups", "3", "--limit", "40",
-                    "--json", str(tmp_path / "eval.json"))
+    threads_before = torch.get_num_threads()
+    try:
+        result = invoke("evaluate", str(out), "--iterations", "3", "--groups", "3", "--limit", "40",
+                        "--threads", "1", "--json", str(tmp_path / "eval.json"))
+    finally:
+        torch.set_num_threads(threads_before)
     assert result.exit_code == 0, result.output
     table = json.loads((tmp_path / "eval.json").read_text())
     assert [row["iteration"] for row in table["iterations"]] == [1, 2, 3]
@@ -118,6 +122,7 @@ def test_cli_train_evaluate_visualize(training_shapes, tmp_path):
     assert table["denoising_cost_split"] == "valid" and table["denoising_cost_examples"] == 40
     assert {"ami", "ari", "denoising_cost"} <= set(table["iterations"][0])
     assert {"command", "commit", "device", "seed", "wall_seconds"} <= set(table)
+    assert table["threads"] == 1  # --threads, as a training command takes it
     assert table["training"]["epochs"] == 1 and table["training"]["norm"] == "layer"
     # What makes the model another than the paper's Tagger, for table1 to keep such runs apart.
     assert table["training"]["model_changes"] == {"widths": [500, 250, 125], "norm": "layer"}

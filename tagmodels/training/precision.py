@@ -55,10 +55,15 @@ def autocast(precision: str, device: torch.device) -> ContextManager:
     return torch.autocast(device.type, dtype=matmul_dtype(precision))
 
 
-def configure(device: torch.device, precision: str | None, threads: int | str | None) -> str:
-    """Set the CPU thread count and resolve the precision of a command."""
+def set_threads(device: torch.device, threads: int | str | None) -> None:
+    """Set the CPU thread count of a command (nothing to set on an accelerator)."""
     if device.type == "cpu":
         torch.set_num_threads(resolve_threads(threads))
+
+
+def configure(device: torch.device, precision: str | None, threads: int | str | None) -> str:
+    """Set the CPU thread count and resolve the precision of a command."""
+    set_threads(device, threads)
     return resolve_precision(precision, device)
 
 
