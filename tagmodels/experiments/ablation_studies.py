@@ -81,6 +81,9 @@ def texture_split(base: Preset) -> Variants:
         "m0-smooth3": {"m0_smoothing": 3.0},
         "z-rank-48": {"z_rank": 48},
         "z-rank-48-m0-smooth3": {"z_rank": 48, "m0_smoothing": 3.0},
+        # The rank on either side: below the bank's 40 dimensions, and twice 48.
+        "z-rank-16-m0-smooth3": {"z_rank": 16, "m0_smoothing": 3.0},
+        "z-rank-96-m0-smooth3": {"z_rank": 96, "m0_smoothing": 3.0},
         # With the symmetry broken by m^0 smoothing: twice the width (the 2016 release's first layer
         # has 3.8 units per pixel, ours 1) and half the corruption noise (a cleaner delta z).
         "m0-smooth3-width-double": {"widths": tuple(2 * width for width in base.widths), "m0_smoothing": 3.0},
