@@ -5,8 +5,8 @@ grouped by their model: the normalisation (BatchNorm: "Tagger", LayerNorm: "Tagg
 whatever else differs from the paper's model (``model_changes``, named in the row, e.g.
 "Tagger (z_norm layer)"). Per model and iteration the median, the standard deviation and the
 number of runs of the AMI and of the denoising cost are given beside the paper's Table 1a for
-that norm, and the last iteration's AMI beside Table 1b. Evaluations that differ in what they measure (AMI normalisation, groups,
-iterations, data) are refused rather than mixed.
+that norm, and the last iteration's AMI beside Table 1b. Evaluations that differ in what they
+measure (AMI normalisation, groups, iterations, data) are refused rather than mixed.
 """
 
 from __future__ import annotations
